@@ -1,0 +1,4 @@
+//! Subcommands of the `wgmlp` binary.
+
+pub mod info;
+pub mod plot;

@@ -1,0 +1,605 @@
+//! The IDX format of MNIST and Fashion-MNIST, plain or gzip-compressed.
+//!
+//! Header: two zero bytes, a type code byte, a byte with the number of dimensions, then each
+//! dimension as a big-endian u32; then the data, big-endian and row-major. Gzip compression is
+//! detected by the magic bytes `1f 8b`, not by the file name.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::{Dataset, read_file, write_atomic};
+use crate::error::{Error, Result};
+
+/// An IDX element type: its type code, size in bytes and name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Kind {
+    code: u8,
+    size: usize,
+    name: &'static str,
+}
+
+const U8: u8 = 0x08;
+const I32: u8 = 0x0C;
+const F32: u8 = 0x0D;
+
+const fn kind(code: u8, size: usize, name: &'static str) -> Kind {
+    Kind { code, size, name }
+}
+
+/// The element types of the IDX format.
+#[rustfmt::skip]
+const KINDS: [Kind; 6] = [
+    kind(U8, 1, "u8"), kind(0x09, 1, "i8"), kind(0x0B, 2, "i16"),
+    kind(I32, 4, "i32"), kind(F32, 4, "f32"), kind(0x0E, 8, "f64"),
+];
+
+impl Kind {
+    /// Decodes element `i` of `data` (already bounds-checked by `parse`) as f64.
+    fn get(self, data: &[u8], i: usize) -> f64 {
+        let b = &data[i * self.size..(i + 1) * self.size];
+        match (self.code, b) {
+            (0x09, &[a]) => f64::from(a as i8),
+            (0x0B, &[a, b]) => f64::from(i16::from_be_bytes([a, b])),
+            (I32, &[a, b, c, d]) => f64::from(i32::from_be_bytes([a, b, c, d])),
+            (F32, &[a, b, c, d]) => f64::from(f32::from_be_bytes([a, b, c, d])),
+            (_, &[a, b, c, d, e, f, g, h]) => f64::from_be_bytes([a, b, c, d, e, f, g, h]),
+            // u8 (the only remaining one-byte type).
+            (_, b) => f64::from(b[0]),
+        }
+    }
+}
+
+/// A parsed IDX file: element type, dimensions, and the offset of the data within `bytes`.
+struct Idx {
+    kind: Kind,
+    dims: Vec<usize>,
+    data_offset: usize,
+    bytes: Vec<u8>,
+}
+
+impl Idx {
+    fn data(&self) -> &[u8] {
+        &self.bytes[self.data_offset..]
+    }
+}
+
+/// Reads `path`, transparently decompressing gzip (detected by the `1f 8b` magic bytes).
+fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+    let raw = read_file(path)?;
+    if raw.len() < 2 || raw[0] != 0x1f || raw[1] != 0x8b {
+        return Ok(raw);
+    }
+    let mut out = Vec::new();
+    let mut dec = flate2::read::MultiGzDecoder::new(raw.as_slice());
+    dec.read_to_end(&mut out).map_err(|e| {
+        Error::data(
+            path,
+            format!("gzip stream, after {} decompressed bytes", out.len()),
+            format!(
+                "corrupt gzip stream ({e}); the file is damaged or incomplete, download it again"
+            ),
+        )
+    })?;
+    Ok(out)
+}
+
+/// Parses and checks the header and data size of an IDX file.
+fn parse(path: &Path) -> Result<Idx> {
+    let bytes = read_maybe_gz(path)?;
+    let fail = |pos: &str, msg: String| Err(Error::data(path, pos, msg));
+    if bytes.len() < 4 {
+        let n = bytes.len();
+        return fail(
+            "header",
+            format!(
+                "file is too short: {n} bytes, but an IDX header needs 4 or more (not an IDX file, or truncated)"
+            ),
+        );
+    }
+    if bytes[0] != 0 || bytes[1] != 0 {
+        let (a, b) = (bytes[0], bytes[1]);
+        return fail(
+            "header, byte 0",
+            format!(
+                "not an IDX file (or a corrupt gzip): the first two bytes are {a:02x} {b:02x}, expected 00 00"
+            ),
+        );
+    }
+    let Some(kind) = KINDS.iter().copied().find(|k| k.code == bytes[2]) else {
+        let c = bytes[2];
+        return fail(
+            "header, byte 2",
+            format!(
+                "unknown IDX type code 0x{c:02x}; expected 0x08 (u8), 0x09 (i8), 0x0B (i16), 0x0C (i32), 0x0D (f32) or 0x0E (f64)"
+            ),
+        );
+    };
+    let ndims = usize::from(bytes[3]);
+    if ndims == 0 {
+        let msg = "the header declares zero dimensions; an IDX file needs at least one";
+        return fail("header, byte 3", msg.to_string());
+    }
+    let data_offset = 4 + 4 * ndims;
+    if bytes.len() < data_offset {
+        let n = bytes.len();
+        return fail(
+            "header",
+            format!(
+                "truncated header: {ndims} dimensions need {data_offset} header bytes but the file has {n}"
+            ),
+        );
+    }
+    let dims: Vec<usize> = bytes[4..data_offset]
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
+        .collect();
+    let shape = dims_text(&dims);
+    let Some(expected) = dims.iter().try_fold(kind.size, |a, &d| a.checked_mul(d)) else {
+        return fail(
+            "header",
+            format!("dimensions {shape} are too large to hold in memory"),
+        );
+    };
+    let present = bytes.len() - data_offset;
+    if present != expected {
+        let what = if present < expected {
+            "truncated data: the file is incomplete, download it again"
+        } else {
+            "trailing data after the last element: the header does not match the file"
+        };
+        let pos = format!("byte {}", data_offset + present.min(expected));
+        let (name, n) = (kind.name, bytes.len());
+        return fail(
+            &pos,
+            format!(
+                "{what} (the header declares {shape} {name} elements = {expected} data bytes, {present} present; file size {n} bytes)"
+            ),
+        );
+    }
+    Ok(Idx {
+        kind,
+        dims,
+        data_offset,
+        bytes,
+    })
+}
+
+fn dims_text(dims: &[usize]) -> String {
+    let parts: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+    parts.join("×")
+}
+
+/// Reads an IDX image (feature) file: returns (features flattened per sample, n_samples, n_features).
+///
+/// u8 data is scaled to [0, 1] by /255; every other type is converted to f32 as is.
+pub fn read_images(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
+    let idx = parse(path)?;
+    let (n, n_features) = (idx.dims[0], idx.dims[1..].iter().product::<usize>());
+    if n_features == 0 {
+        let msg = format!(
+            "dimensions {} give zero features per sample",
+            dims_text(&idx.dims)
+        );
+        return Err(Error::data(path, "header", msg));
+    }
+    let data = idx.data();
+    if idx.kind.code == U8 {
+        return Ok((
+            data.iter().map(|&b| f32::from(b) / 255.0).collect(),
+            n,
+            n_features,
+        ));
+    }
+    let mut out = Vec::with_capacity(n * n_features);
+    for i in 0..n * n_features {
+        let v = idx.kind.get(data, i);
+        if !(v as f32).is_finite() {
+            let pos = format!("byte {}", idx.data_offset + i * idx.kind.size);
+            let (s, f) = (i / n_features, i % n_features);
+            let msg = format!(
+                "sample {s}, feature {f} is {v} (as f32: {}); every feature must be finite",
+                v as f32
+            );
+            return Err(Error::data(path, pos, msg));
+        }
+        out.push(v as f32);
+    }
+    Ok((out, n, n_features))
+}
+
+/// Reads an IDX label file (one dimension, u8 or i32 elements) as class indices.
+pub fn read_labels(path: &Path) -> Result<Vec<u32>> {
+    let idx = parse(path)?;
+    if idx.dims.len() != 1 {
+        let (d, shape) = (idx.dims.len(), dims_text(&idx.dims));
+        let msg = format!(
+            "a label file must have 1 dimension but this one has {d} ({shape}); is this an image file?"
+        );
+        return Err(Error::data(path, "header, byte 3", msg));
+    }
+    let data = idx.data();
+    match idx.kind.code {
+        U8 => Ok(data.iter().map(|&b| u32::from(b)).collect()),
+        I32 => (0..idx.dims[0])
+            .map(|i| {
+                let v = idx.kind.get(data, i);
+                if v < 0.0 {
+                    let pos = format!("byte {}", idx.data_offset + 4 * i);
+                    let msg =
+                        format!("label {i} is {v}; labels must be non-negative class indices");
+                    return Err(Error::data(path, pos, msg));
+                }
+                Ok(v as u32)
+            })
+            .collect(),
+        _ => {
+            let msg = format!(
+                "labels must be stored as u8 or i32, but this file holds {}",
+                idx.kind.name
+            );
+            Err(Error::data(path, "header, byte 2", msg))
+        }
+    }
+}
+
+const TRAIN_IMAGES: &[&str] = &["train-images", "train-features"];
+const TRAIN_LABELS: &[&str] = &["train-labels"];
+const TEST_IMAGES: &[&str] = &["t10k-images", "test-images", "test-features"];
+const TEST_LABELS: &[&str] = &["t10k-labels", "test-labels"];
+
+/// The lexicographically first regular file in `dir` whose name starts with one of `prefixes`.
+fn find(dir: &Path, names: &[(String, PathBuf)], prefixes: &[&str]) -> Result<PathBuf> {
+    names
+        .iter()
+        .find(|(n, _)| prefixes.iter().any(|p| n.starts_with(p)))
+        .map(|(_, p)| p.clone())
+        .ok_or_else(|| {
+            Error::data(
+                dir,
+                "directory",
+                format!(
+                    "no {} file; expected the four MNIST/Fashion-MNIST IDX files train-images-idx3-ubyte, \
+                     train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (optionally .gz)",
+                    prefixes.iter().map(|p| format!("{p}*")).collect::<Vec<_>>().join(" or ")
+                ),
+            )
+        })
+}
+
+fn file_name(p: &Path) -> String {
+    let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+    name.unwrap_or_else(|| p.display().to_string())
+}
+
+/// Reads one images + labels pair and checks that the counts agree.
+fn read_pair(images: &Path, labels: &Path) -> Result<(Vec<f32>, Vec<u32>, usize)> {
+    let (x, n, k) = read_images(images)?;
+    let y = read_labels(labels)?;
+    if y.len() != n {
+        return Err(Error::data(
+            labels,
+            "header",
+            format!(
+                "has {} labels but {} has {n} images; the two files must describe the same samples",
+                y.len(),
+                file_name(images)
+            ),
+        ));
+    }
+    Ok((x, y, k))
+}
+
+/// Reads the four MNIST-style IDX files in `dir` into (train, test), named after the directory.
+pub fn read_dir(dir: &Path) -> Result<(Dataset, Dataset)> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, "read directory", e))? {
+        let entry = entry.map_err(|e| Error::io(dir, "read directory", e))?;
+        let path = entry.path();
+        if path.is_file() {
+            names.push((entry.file_name().to_string_lossy().into_owned(), path));
+        }
+    }
+    names.sort();
+    let train_images = find(dir, &names, TRAIN_IMAGES)?;
+    let train_labels = find(dir, &names, TRAIN_LABELS)?;
+    let test_images = find(dir, &names, TEST_IMAGES)?;
+    let test_labels = find(dir, &names, TEST_LABELS)?;
+    let (x_train, y_train, k_train) = read_pair(&train_images, &train_labels)?;
+    let (x_test, y_test, k_test) = read_pair(&test_images, &test_labels)?;
+    if k_train != k_test {
+        return Err(Error::data(
+            &test_images,
+            "header",
+            format!(
+                "has {k_test} features per sample but {} has {k_train}; train and test must have the same shape",
+                file_name(&train_images)
+            ),
+        ));
+    }
+    let max = y_train.iter().chain(&y_test).copied().max().unwrap_or(0);
+    let n_classes = (max as usize + 1).max(2);
+    let name = file_name(&dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()));
+    let train = Dataset::new(name.clone(), x_train, y_train, k_train, n_classes)?;
+    let test = Dataset::new(name, x_test, y_test, k_test, n_classes)?;
+    Ok((train, test))
+}
+
+/// Encodes an IDX header and data, optionally gzip-compressed, and writes it atomically.
+fn write_idx(path: &Path, code: u8, dims: &[usize], n: usize, data: &[u8], gz: bool) -> Result<()> {
+    let product = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    let ndims = u8::try_from(dims.len()).unwrap_or(0);
+    if ndims == 0 || product != Some(n) || dims.iter().any(|&d| u32::try_from(d).is_err()) {
+        let expected = "1 to 255 dimensions, each below 2^32, whose product is the element count";
+        let got = format!("dims [{}] for {n} elements", dims_text(dims));
+        return Err(Error::shape("IDX write", expected, got));
+    }
+    let mut bytes = Vec::with_capacity(4 + 4 * dims.len() + data.len());
+    bytes.extend_from_slice(&[0, 0, code, ndims]);
+    for &d in dims {
+        bytes.extend_from_slice(&(d as u32).to_be_bytes());
+    }
+    bytes.extend_from_slice(data);
+    if gz {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let compressed = enc.write_all(&bytes).and_then(|()| enc.finish());
+        bytes = compressed.map_err(|e| Error::io(path, "compress", e))?;
+    }
+    write_atomic(path, &bytes)
+}
+
+/// Writes u8 images with the given dimensions (e.g. `[n, 28, 28]`) as an IDX file.
+pub fn write_images_u8(path: &Path, dims: &[usize], data: &[u8], gzip: bool) -> Result<()> {
+    write_idx(path, U8, dims, data.len(), data, gzip)
+}
+
+/// Writes f32 images with the given dimensions (e.g. `[n, k]`) as an IDX file.
+pub fn write_images_f32(path: &Path, dims: &[usize], data: &[f32], gzip: bool) -> Result<()> {
+    let bytes: Vec<u8> = data.iter().flat_map(|x| x.to_be_bytes()).collect();
+    write_idx(path, F32, dims, data.len(), &bytes, gzip)
+}
+
+/// Writes u8 labels as a one-dimensional IDX file.
+pub fn write_labels(path: &Path, labels: &[u8], gzip: bool) -> Result<()> {
+    write_idx(path, U8, &[labels.len()], labels.len(), labels, gzip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::testutil::{TestDir, assert_err};
+
+    #[test]
+    fn u8_images_round_trip_plain_and_gzip() {
+        let dir = TestDir::new("idx-u8");
+        let data: Vec<u8> = (0..3 * 4 * 5).map(|i| (i * 4) as u8).collect();
+        for gz in [false, true] {
+            let p = dir.join(if gz { "a.gz" } else { "a" });
+            write_images_u8(&p, &[3, 4, 5], &data, gz).unwrap();
+            assert_eq!(std::fs::read(&p).unwrap()[0] == 0x1f, gz);
+            let expect: Vec<f32> = data.iter().map(|&b| b as f32 / 255.0).collect();
+            assert_eq!(read_images(&p).unwrap(), (expect, 3, 20));
+        }
+    }
+
+    #[test]
+    fn f32_images_round_trip_plain_and_gzip() {
+        let dir = TestDir::new("idx-f32");
+        let data = vec![1.5f32, -2.25, 0.0, 1e-7, 3e30, -0.5];
+        for gz in [false, true] {
+            let p = dir.join(if gz { "f.gz" } else { "f" });
+            write_images_f32(&p, &[2, 3], &data, gz).unwrap();
+            assert_eq!(read_images(&p).unwrap(), (data.clone(), 2, 3));
+        }
+    }
+
+    #[test]
+    fn labels_round_trip_plain_and_gzip_and_i32_labels_read() {
+        let dir = TestDir::new("idx-labels");
+        for gz in [false, true] {
+            let p = dir.join(if gz { "l.gz" } else { "l" });
+            write_labels(&p, &[0, 9, 3, 3, 1], gz).unwrap();
+            assert_eq!(read_labels(&p).unwrap(), vec![0, 9, 3, 3, 1]);
+        }
+        let p = dir.join("i32");
+        let mut b = vec![0, 0, 0x0C, 1, 0, 0, 0, 2, 0, 0, 0, 7];
+        b.extend_from_slice(&300i32.to_be_bytes());
+        std::fs::write(&p, &b).unwrap();
+        assert_eq!(read_labels(&p).unwrap(), vec![7, 300]);
+        b[12..16].copy_from_slice(&(-1i32).to_be_bytes());
+        std::fs::write(&p, &b).unwrap();
+        assert_err(read_labels(&p), &["i32", "byte 12", "-1"]);
+    }
+
+    #[test]
+    fn bad_magic_is_reported_as_not_idx() {
+        let dir = TestDir::new("idx-magic");
+        let p = dir.join("bad-magic.bin");
+        std::fs::write(&p, b"PK\x03\x04 hello world").unwrap();
+        assert_err(
+            read_images(&p),
+            &["bad-magic.bin", "byte 0", "not an IDX file"],
+        );
+        std::fs::write(&p, b"\0").unwrap();
+        assert_err(read_labels(&p), &["bad-magic.bin", "header", "too short"]);
+    }
+
+    #[test]
+    fn unknown_type_code_is_reported() {
+        let dir = TestDir::new("idx-type");
+        let p = dir.join("type.idx");
+        std::fs::write(&p, [0, 0, 0x07, 1, 0, 0, 0, 1, 5]).unwrap();
+        assert_err(read_images(&p), &["type.idx", "byte 2", "0x07"]);
+    }
+
+    #[test]
+    fn zero_dimensions_is_reported() {
+        let dir = TestDir::new("idx-zero-dims");
+        let p = dir.join("zero.idx");
+        std::fs::write(&p, [0, 0, 0x08, 0]).unwrap();
+        assert_err(read_images(&p), &["zero.idx", "byte 3", "zero dimensions"]);
+    }
+
+    #[test]
+    fn label_file_with_wrong_dimension_count_is_reported() {
+        let dir = TestDir::new("idx-label-dims");
+        let p = dir.join("labels-2d");
+        write_images_u8(&p, &[2, 2], &[1, 2, 3, 4], false).unwrap();
+        assert_err(read_labels(&p), &["labels-2d", "header", "has 2 (2×2)"]);
+        write_images_f32(&p, &[2], &[1.0, 2.0], false).unwrap();
+        assert_err(read_labels(&p), &["labels-2d", "byte 2", "f32"]);
+    }
+
+    #[test]
+    fn truncated_data_reports_expected_and_present_bytes() {
+        let dir = TestDir::new("idx-trunc");
+        let p = dir.join("trunc-images");
+        write_images_u8(&p, &[2, 3], &[1; 6], false).unwrap();
+        let b = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &b[..b.len() - 2]).unwrap();
+        let parts = [
+            "trunc-images",
+            "byte 16",
+            "truncated",
+            "6 data bytes, 4 present",
+        ];
+        assert_err(read_images(&p), &parts);
+        std::fs::write(&p, [0, 0, 8, 2, 0, 0]).unwrap();
+        assert_err(
+            read_images(&p),
+            &["trunc-images", "header", "truncated header"],
+        );
+    }
+
+    #[test]
+    fn trailing_data_is_reported() {
+        let dir = TestDir::new("idx-trail");
+        let p = dir.join("trail-labels.gz");
+        let b = [0, 0, 8, 1, 0, 0, 0, 3, 1, 2, 3, 4, 5];
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&b).unwrap();
+        std::fs::write(&p, enc.finish().unwrap()).unwrap();
+        let parts = [
+            "trail-labels.gz",
+            "byte 11",
+            "trailing",
+            "3 data bytes, 5 present",
+        ];
+        assert_err(read_labels(&p), &parts);
+        std::fs::write(&p, &b[..11]).unwrap();
+        assert_eq!(read_labels(&p).unwrap(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn corrupt_gzip_is_reported() {
+        let dir = TestDir::new("idx-gz");
+        let p = dir.join("broken.gz");
+        let mut b = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+        b.extend_from_slice(b"this is not a deflate stream at all \xff\xfe\xfd");
+        std::fs::write(&p, &b).unwrap();
+        assert_err(
+            read_images(&p),
+            &["broken.gz", "gzip stream", "corrupt gzip"],
+        );
+        // A valid stream cut short is corrupt too.
+        write_images_u8(&p, &[4, 4], &[7; 16], true).unwrap();
+        let b = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &b[..b.len() - 6]).unwrap();
+        assert_err(
+            read_images(&p),
+            &["broken.gz", "gzip stream", "corrupt gzip"],
+        );
+    }
+
+    #[test]
+    fn non_finite_float_data_is_reported_with_byte_offset() {
+        let dir = TestDir::new("idx-nan");
+        let p = dir.join("nan.idx");
+        write_images_f32(&p, &[2, 2], &[0.0, 1.0, f32::NAN, 2.0], false).unwrap();
+        assert_err(
+            read_images(&p),
+            &["nan.idx", "byte 20", "sample 1, feature 0"],
+        );
+        let mut b = vec![0, 0, 0x0E, 2, 0, 0, 0, 1, 0, 0, 0, 1];
+        b.extend_from_slice(&1e300f64.to_be_bytes());
+        std::fs::write(&p, &b).unwrap();
+        assert_err(read_images(&p), &["nan.idx", "byte 12", "finite"]);
+    }
+
+    #[test]
+    fn writers_reject_mismatched_dims() {
+        let dir = TestDir::new("idx-wdims");
+        assert!(write_images_u8(&dir.join("x"), &[2, 2], &[0; 3], false).is_err());
+        assert!(write_images_u8(&dir.join("x"), &[], &[], false).is_err());
+        assert!(!dir.join("x").exists());
+    }
+
+    fn mnist_dir(dir: &TestDir, gz: bool, n_train_labels: u8) {
+        let s = if gz { ".gz" } else { "" };
+        let p = |name: &str| dir.join(&format!("{name}{s}"));
+        write_images_u8(&p("train-images-idx3-ubyte"), &[3, 2, 2], &[9; 12], gz).unwrap();
+        let y: Vec<u8> = (0..n_train_labels).collect();
+        write_labels(&p("train-labels-idx1-ubyte"), &y, gz).unwrap();
+        write_images_u8(&p("t10k-images-idx3-ubyte"), &[2, 2, 2], &[255; 8], gz).unwrap();
+        write_labels(&p("t10k-labels-idx1-ubyte"), &[4, 0], gz).unwrap();
+    }
+
+    #[test]
+    fn read_dir_finds_the_four_files() {
+        for gz in [false, true] {
+            let dir = TestDir::new(if gz { "mnist-gz" } else { "mnist" });
+            mnist_dir(&dir, gz, 3);
+            let (train, test) = read_dir(dir.path()).unwrap();
+            assert_eq!((train.len(), test.len()), (3, 2));
+            assert_eq!(
+                (train.n_features, train.n_classes, test.n_classes),
+                (4, 5, 5)
+            );
+            assert_eq!(test.features, vec![1.0; 8]);
+            assert_eq!(train.labels, vec![0, 1, 2]);
+            assert_eq!(train.name, file_name(dir.path()));
+        }
+    }
+
+    #[test]
+    fn read_dir_reports_image_label_count_mismatch() {
+        let dir = TestDir::new("mnist-count");
+        mnist_dir(&dir, false, 2);
+        let parts = [
+            "train-labels-idx1-ubyte",
+            "train-images-idx3-ubyte",
+            "header",
+        ];
+        let e = assert_err(read_dir(dir.path()), &parts);
+        assert!(
+            e.contains("has 2 labels but") && e.contains("has 3 images"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn read_dir_reports_missing_file() {
+        let dir = TestDir::new("mnist-missing");
+        mnist_dir(&dir, true, 3);
+        std::fs::remove_file(dir.join("t10k-labels-idx1-ubyte.gz")).unwrap();
+        let parts = [
+            "mnist-missing",
+            "directory",
+            "no t10k-labels* or test-labels* file",
+        ];
+        assert_err(read_dir(dir.path()), &parts);
+    }
+
+    #[test]
+    fn read_dir_reports_feature_count_mismatch() {
+        let dir = TestDir::new("mnist-shape");
+        mnist_dir(&dir, false, 3);
+        write_images_u8(&dir.join("t10k-images-idx3-ubyte"), &[2, 3], &[1; 6], false).unwrap();
+        let parts = [
+            "t10k-images-idx3-ubyte",
+            "header",
+            "has 3 features",
+            "has 4",
+        ];
+        assert_err(read_dir(dir.path()), &parts);
+    }
+}

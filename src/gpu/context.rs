@@ -1,0 +1,474 @@
+//! `GpuContext`: adapter choice, device, queue, limits, the pipeline cache and buffer helpers.
+//!
+//! Acquiring a device ([`GpuContext::new`], [`AdapterRequest`]) is separate from using one
+//! ([`GpuContext::from_device`]), so tests and applications can hand in their own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use crate::error::{Error, Result};
+use crate::gpu::kernels::{Kernel, PipelineKey};
+
+/// The hint printed when no adapter exists.
+pub const NO_ADAPTER_HINT: &str = "install a Vulkan driver (on Debian/Ubuntu: apt-get install -y mesa-vulkan-drivers, which provides the lavapipe software adapter), or set WGPU_BACKEND=gl to use Mesa's llvmpipe through OpenGL";
+
+/// How to choose an adapter. [`AdapterRequest::from_env`] follows wgpu's conventions.
+#[derive(Clone, Debug)]
+pub struct AdapterRequest {
+    /// Backends to consider (`WGPU_BACKEND`, e.g. `vulkan`, `gl`, `metal`, `dx12`).
+    pub backends: wgpu::Backends,
+    /// Case-insensitive substring the adapter name must contain (`WGPU_ADAPTER_NAME`).
+    pub name_contains: Option<String>,
+    /// `WGPU_POWER_PREF` (`low` prefers integrated GPUs, `high` or unset prefers discrete).
+    pub power: wgpu::PowerPreference,
+    /// Accept software adapters (lavapipe, llvmpipe, WARP) when no hardware GPU is found.
+    pub allow_software: bool,
+}
+
+impl Default for AdapterRequest {
+    fn default() -> Self {
+        AdapterRequest {
+            backends: wgpu::Backends::all(),
+            name_contains: None,
+            power: wgpu::PowerPreference::HighPerformance,
+            allow_software: true,
+        }
+    }
+}
+
+impl AdapterRequest {
+    /// Reads `WGPU_BACKEND`, `WGPU_ADAPTER_NAME` and `WGPU_POWER_PREF`.
+    pub fn from_env() -> Self {
+        let mut r = AdapterRequest::default();
+        if let Some(b) = wgpu::Backends::from_env() {
+            r.backends = b;
+        }
+        r.name_contains = std::env::var("WGPU_ADAPTER_NAME")
+            .ok()
+            .filter(|s| !s.trim().is_empty());
+        if let Some(p) = wgpu::PowerPreference::from_env() {
+            r.power = p;
+        }
+        r
+    }
+}
+
+/// A wgpu instance for the requested backends (GL needs no display: headless EGL).
+pub fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    })
+}
+
+/// Every adapter visible on the requested backends.
+pub fn enumerate(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    pollster::block_on(instance(backends).enumerate_adapters(backends))
+}
+
+/// Ranks an adapter: higher is preferred. Hardware before software; among software
+/// adapters Vulkan (lavapipe) before GL (llvmpipe), which has fewer features.
+fn rank(info: &wgpu::AdapterInfo, power: wgpu::PowerPreference) -> i32 {
+    use wgpu::DeviceType as T;
+    let kind = match (info.device_type, power) {
+        (T::DiscreteGpu, wgpu::PowerPreference::LowPower) => 80,
+        (T::IntegratedGpu, wgpu::PowerPreference::LowPower) => 90,
+        (T::DiscreteGpu, _) => 90,
+        (T::IntegratedGpu, _) => 80,
+        (T::VirtualGpu, _) => 70,
+        (T::Other, _) => 40,
+        (T::Cpu, _) => 20,
+    };
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 2,
+        wgpu::Backend::Gl => 1,
+        _ => 0,
+    };
+    kind * 10 + backend
+}
+
+/// True for adapters that run on the CPU (lavapipe, llvmpipe, WARP).
+pub fn is_software(info: &wgpu::AdapterInfo) -> bool {
+    info.device_type == wgpu::DeviceType::Cpu
+        || info.name.to_ascii_lowercase().contains("llvmpipe")
+        || info.name.to_ascii_lowercase().contains("lavapipe")
+}
+
+/// Picks the best adapter for `req`, or says why there is none.
+pub fn choose_adapter(req: &AdapterRequest) -> Result<wgpu::Adapter> {
+    let mut adapters = enumerate(req.backends);
+    let seen: Vec<String> = adapters
+        .iter()
+        .map(|a| {
+            let i = a.get_info();
+            format!("{} ({:?})", i.name, i.backend)
+        })
+        .collect();
+    if let Some(name) = &req.name_contains {
+        let needle = name.to_ascii_lowercase();
+        adapters.retain(|a| a.get_info().name.to_ascii_lowercase().contains(&needle));
+    }
+    if !req.allow_software {
+        adapters.retain(|a| !is_software(&a.get_info()));
+    }
+    adapters.sort_by_key(|a| -rank(&a.get_info(), req.power));
+    match adapters.into_iter().next() {
+        Some(a) => Ok(a),
+        None => {
+            let mut detail = String::new();
+            if req.backends != wgpu::Backends::all() {
+                detail += &format!(" for backends {:?}", req.backends);
+            }
+            if let Some(n) = &req.name_contains {
+                detail += &format!(" whose name contains {n:?} (WGPU_ADAPTER_NAME)");
+            }
+            if !req.allow_software {
+                detail += " that is a hardware GPU";
+            }
+            if !seen.is_empty() {
+                detail += &format!(" (adapters present: {})", seen.join(", "));
+            }
+            let hint = if seen.is_empty() {
+                NO_ADAPTER_HINT.to_string()
+            } else {
+                "relax WGPU_ADAPTER_NAME / WGPU_BACKEND / --device, or run `wgmlp info` to list adapters".to_string()
+            };
+            Err(Error::NoAdapter { detail, hint })
+        }
+    }
+}
+
+/// The least the kernels need; adapters below this are rejected with a clear reason.
+fn check_limits(info: &wgpu::AdapterInfo, l: &wgpu::Limits) -> Result<()> {
+    let need = [
+        (
+            "max_storage_buffers_per_shader_stage",
+            l.max_storage_buffers_per_shader_stage,
+            8,
+        ),
+        (
+            "max_compute_invocations_per_workgroup",
+            l.max_compute_invocations_per_workgroup,
+            256,
+        ),
+        (
+            "max_compute_workgroup_size_x",
+            l.max_compute_workgroup_size_x,
+            256,
+        ),
+        (
+            "max_compute_workgroup_storage_size",
+            l.max_compute_workgroup_storage_size,
+            16384,
+        ),
+    ];
+    for (name, have, want) in need {
+        if have < want {
+            return Err(Error::AdapterUnsuitable {
+                adapter: info.name.clone(),
+                reason: format!("{name} is {have}, wgmlp needs at least {want}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Device, queue, adapter facts and the pipeline cache: one per program, shared by every model.
+pub struct GpuContext {
+    /// The wgpu device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// Adapter name, backend, device type and driver.
+    pub info: wgpu::AdapterInfo,
+    /// The limits the device was created with.
+    pub limits: wgpu::Limits,
+    /// The features the device was created with.
+    pub features: wgpu::Features,
+    /// Workgroups per grid dimension the kernels may use (normally the device limit; tests
+    /// lower it to exercise the multi-row grid path on small inputs).
+    pub max_workgroups_per_dim: u32,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+    layouts: Mutex<HashMap<Kernel, Arc<wgpu::BindGroupLayout>>>,
+    uncaptured: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.adapter_summary())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GpuContext {
+    /// Opens the adapter chosen by `WGPU_BACKEND`, `WGPU_ADAPTER_NAME` and `WGPU_POWER_PREF`
+    /// (a hardware GPU first, then a software adapter).
+    pub fn new() -> Result<GpuContext> {
+        Self::with_request(&AdapterRequest::from_env())
+    }
+
+    /// Opens the best adapter matching `req`.
+    pub fn with_request(req: &AdapterRequest) -> Result<GpuContext> {
+        let adapter = choose_adapter(req)?;
+        Self::from_adapter(&adapter)
+    }
+
+    /// Opens a device on `adapter`, requesting the features wgmlp can use and the adapter's
+    /// own limits (larger than WebGPU's defaults: storage bindings, workgroup memory).
+    pub fn from_adapter(adapter: &wgpu::Adapter) -> Result<GpuContext> {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        check_limits(&info, &limits)?;
+        let wanted = wgpu::Features::TIMESTAMP_QUERY
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
+            | wgpu::Features::SUBGROUP
+            | wgpu::Features::SHADER_F16;
+        let features = adapter.features() & wanted;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("wgmlp"),
+            required_features: features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| Error::Device {
+            adapter: info.name.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Self::from_device(info, device, queue))
+    }
+
+    /// Wraps a device the caller already opened (its limits and features are read from it).
+    pub fn from_device(
+        info: wgpu::AdapterInfo,
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+    ) -> GpuContext {
+        let uncaptured: Arc<Mutex<Option<String>>> = Arc::default();
+        let sink = uncaptured.clone();
+        // Errors outside an error scope are recorded (and logged) instead of wgpu's default
+        // panic; `GpuContext::check` turns the first one into an `Error::Gpu`.
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            log::error!("wgpu: {e}");
+            if let Ok(mut slot) = sink.lock() {
+                slot.get_or_insert_with(|| e.to_string());
+            }
+        }));
+        let limits = device.limits();
+        GpuContext {
+            features: device.features(),
+            max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
+            limits,
+            device,
+            queue,
+            info,
+            pipelines: Mutex::default(),
+            layouts: Mutex::default(),
+            uncaptured,
+        }
+    }
+
+    /// `name (backend, device type, driver)`: what every GPU test prints.
+    pub fn adapter_summary(&self) -> String {
+        let i = &self.info;
+        format!(
+            "{} ({:?}, {:?}, {} {})",
+            i.name, i.backend, i.device_type, i.driver, i.driver_info
+        )
+    }
+
+    /// True when the adapter runs on the CPU (lavapipe, llvmpipe, WARP).
+    pub fn is_software(&self) -> bool {
+        is_software(&self.info)
+    }
+
+    /// Returns the first GPU error recorded outside an error scope, if any.
+    pub fn check(&self, op: &str) -> Result<()> {
+        let slot = self.uncaptured.lock().ok().and_then(|mut s| s.take());
+        match slot {
+            Some(message) => Err(Error::gpu(op, message)),
+            None => Ok(()),
+        }
+    }
+
+    /// The explicit bind-group layout of `kernel` (created once).
+    pub fn layout(&self, kernel: Kernel) -> Arc<wgpu::BindGroupLayout> {
+        let mut map = self.layouts.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(kernel)
+            .or_insert_with(|| Arc::new(kernel.create_layout(&self.device)))
+            .clone()
+    }
+
+    /// The compute pipeline for `key`, compiled on first use and cached.
+    pub fn pipeline(&self, key: &PipelineKey) -> Result<Arc<wgpu::ComputePipeline>> {
+        if let Some(p) = self
+            .pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+        {
+            return Ok(p.clone());
+        }
+        let layout = self.layout(key.kernel);
+        let pipeline = Arc::new(key.create_pipeline(&self.device, &layout)?);
+        self.pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone(), pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// Number of pipelines compiled so far (each is built once).
+    pub fn pipeline_count(&self) -> usize {
+        self.pipelines.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// A bind group for `kernel` with `(binding, buffer)` entries.
+    pub fn bind_group(&self, kernel: Kernel, entries: &[(u32, &wgpu::Buffer)]) -> wgpu::BindGroup {
+        let layout = self.layout(kernel);
+        let entries: Vec<wgpu::BindGroupEntry> = entries
+            .iter()
+            .map(|(binding, buf)| wgpu::BindGroupEntry {
+                binding: *binding,
+                resource: buf.as_entire_binding(),
+            })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel.name()),
+            layout: &layout,
+            entries: &entries,
+        })
+    }
+
+    /// A storage buffer holding `data`, padded with zeros to a multiple of 4 floats (16 bytes)
+    /// so vec4 kernels may read whole vectors. Usable as copy source and destination.
+    pub fn storage_from<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
+        let mut bytes = bytemuck::cast_slice::<T, u8>(data).to_vec();
+        let padded = padded_bytes(bytes.len() as u64) as usize;
+        bytes.resize(padded, 0);
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: &bytes,
+                usage: storage_usage(),
+            })
+    }
+
+    /// A zero-filled storage buffer of `bytes` (rounded up to 16 bytes, at least 16).
+    pub fn storage_zeroed(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: padded_bytes(bytes),
+            usage: storage_usage(),
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A uniform buffer holding `value`.
+    pub fn uniform<T: bytemuck::Pod>(&self, label: &str, value: &T) -> wgpu::Buffer {
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::bytes_of(value),
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            })
+    }
+
+    /// Copies the first `len` elements of `buffer` back to the host (one submit + wait).
+    pub fn read<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<T>> {
+        let bytes = (len * std::mem::size_of::<T>()) as u64;
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        // The copy size must be a multiple of 4; every buffer here is padded to 16 bytes.
+        let copy = bytes.div_ceil(4) * 4;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: copy,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, copy);
+        self.queue.submit([enc.finish()]);
+        // map_async only registers the request; poll(wait) drives the queue until the copy has
+        // finished and the callback has run; then the mapped range can be read; unmap releases it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait("readback")?;
+        match rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::gpu("readback", e)),
+            Err(_) => return Err(Error::gpu("readback", "map callback never ran")),
+        }
+        let out = {
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| Error::gpu("readback", e))?;
+            bytemuck::cast_slice::<u8, T>(&view[..bytes as usize]).to_vec()
+        };
+        staging.unmap();
+        self.check("readback")?;
+        Ok(out)
+    }
+
+    /// Blocks until all submitted work has finished.
+    pub fn wait(&self, op: &str) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::gpu(op, e))?;
+        Ok(())
+    }
+
+    /// Splits `workgroups` into a 2-D grid whose x extent stays within the per-dimension limit.
+    /// Kernels recover the linear index as `wid.y * num_workgroups.x + wid.x` and bounds-check it.
+    pub fn grid_1d(&self, workgroups: u32) -> (u32, u32) {
+        grid_1d(workgroups, self.max_workgroups_per_dim)
+    }
+}
+
+/// Splits `workgroups` into (x, y) with x ≤ `max_dim`, x·y ≥ workgroups and little waste.
+pub fn grid_1d(workgroups: u32, max_dim: u32) -> (u32, u32) {
+    if workgroups <= max_dim {
+        return (workgroups.max(1), 1);
+    }
+    let y = workgroups.div_ceil(max_dim);
+    let x = workgroups.div_ceil(y);
+    (x, y)
+}
+
+/// Bytes rounded up to a multiple of 16, at least 16.
+pub fn padded_bytes(bytes: u64) -> u64 {
+    bytes.div_ceil(16).max(1) * 16
+}
+
+fn storage_usage() -> wgpu::BufferUsages {
+    wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_covers_every_workgroup_within_the_limit() {
+        for (n, max) in [
+            (1, 65535),
+            (65535, 65535),
+            (65536, 65535),
+            (200_001, 65535),
+            (17, 4),
+            (0, 8),
+        ] {
+            let (x, y) = grid_1d(n, max);
+            assert!(x <= max && x >= 1 && y >= 1, "{n} {max}: {x}x{y}");
+            assert!(x as u64 * y as u64 >= n as u64, "{n} {max}: {x}x{y}");
+        }
+        assert_eq!(grid_1d(65536, 65535), (32768, 2));
+    }
+}

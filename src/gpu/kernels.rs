@@ -1,0 +1,238 @@
+//! Every WGSL kernel in one enum: its source, entry point and explicit bind-group layout.
+//!
+//! Pipelines are specialised by WGSL `override` constants (activation id and parameter) and
+//! cached by [`PipelineKey`] in the [`GpuContext`](crate::gpu::GpuContext).
+
+use crate::error::{Error, Result};
+
+/// `shaders/activations.wgsl`, prepended to kernels that apply an activation.
+pub const ACTIVATIONS_WGSL: &str = include_str!("../../shaders/activations.wgsl");
+/// `shaders/elementwise.wgsl`.
+pub const ELEMENTWISE_WGSL: &str = include_str!("../../shaders/elementwise.wgsl");
+
+/// Every shader file, by name, as it is on disk (for validation tests).
+pub const SHADER_FILES: &[(&str, &str)] = &[
+    ("activations.wgsl", ACTIVATIONS_WGSL),
+    ("elementwise.wgsl", ELEMENTWISE_WGSL),
+];
+
+/// How a kernel uses one binding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// `var<storage, read>`.
+    Read,
+    /// `var<storage, read_write>`.
+    ReadWrite,
+    /// `var<uniform>`.
+    Uniform,
+}
+
+/// A compute kernel: one entry point of one shader file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kernel {
+    /// y = f(x) over a vec4 buffer.
+    ActForward,
+    /// dx = dy · f'(z) over vec4 buffers.
+    ActBackward,
+    /// y = x: the bandwidth baseline.
+    Copy,
+}
+
+impl Kernel {
+    /// Every kernel.
+    pub const ALL: &'static [Kernel] = &[Kernel::ActForward, Kernel::ActBackward, Kernel::Copy];
+
+    /// A short name (labels, error messages).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::ActForward => "elementwise.forward",
+            Kernel::ActBackward => "elementwise.backward",
+            Kernel::Copy => "elementwise.copy",
+        }
+    }
+
+    /// The WGSL entry point.
+    pub fn entry(self) -> &'static str {
+        match self {
+            Kernel::ActForward => "forward",
+            Kernel::ActBackward => "backward",
+            Kernel::Copy => "copy",
+        }
+    }
+
+    /// The full source handed to the compiler (snippets prepended).
+    pub fn source(self) -> String {
+        match self {
+            Kernel::ActForward | Kernel::ActBackward | Kernel::Copy => {
+                format!("{ACTIVATIONS_WGSL}\n{ELEMENTWISE_WGSL}")
+            }
+        }
+    }
+
+    /// The kernel's signature: (binding, access), in the order listed at the top of its file.
+    pub fn bindings(self) -> &'static [(u32, Access)] {
+        use Access::*;
+        match self {
+            Kernel::ActForward | Kernel::Copy => &[(0, Read), (1, ReadWrite), (2, Uniform)],
+            Kernel::ActBackward => &[(0, Read), (3, Read), (1, ReadWrite), (2, Uniform)],
+        }
+    }
+
+    /// Whether the kernel reads the `ACT`/`ACT_P` override constants.
+    pub fn uses_activation(self) -> bool {
+        !matches!(self, Kernel::Copy)
+    }
+
+    /// Builds the explicit bind-group layout from [`Kernel::bindings`].
+    pub fn create_layout(self, device: &wgpu::Device) -> wgpu::BindGroupLayout {
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = self
+            .bindings()
+            .iter()
+            .map(|&(binding, access)| wgpu::BindGroupLayoutEntry {
+                binding,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: match access {
+                    Access::Uniform => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    Access::Read | Access::ReadWrite => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage {
+                            read_only: access == Access::Read,
+                        },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                },
+                count: None,
+            })
+            .collect();
+        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(self.name()),
+            entries: &entries,
+        })
+    }
+}
+
+/// A kernel plus the values of its override constants: the key of the pipeline cache.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PipelineKey {
+    /// The kernel.
+    pub kernel: Kernel,
+    /// `(name, f64 bits)` of each override constant.
+    constants: Vec<(&'static str, u64)>,
+}
+
+impl PipelineKey {
+    /// A kernel without override constants.
+    pub fn new(kernel: Kernel) -> Self {
+        PipelineKey {
+            kernel,
+            constants: Vec::new(),
+        }
+    }
+
+    /// A kernel specialised for an activation (sets `ACT` and `ACT_P`).
+    pub fn with_activation(kernel: Kernel, act: crate::Activation) -> Self {
+        PipelineKey::new(kernel)
+            .constant("ACT", act.wgsl_id() as f64)
+            .constant("ACT_P", act.param() as f64)
+    }
+
+    /// Adds an override constant.
+    pub fn constant(mut self, name: &'static str, value: f64) -> Self {
+        self.constants.retain(|(n, _)| *n != name);
+        self.constants.push((name, value.to_bits()));
+        self
+    }
+
+    /// Validates the source with naga (readable errors), then compiles the pipeline inside an
+    /// error scope so driver failures come back as [`Error::Shader`] instead of a panic.
+    pub fn create_pipeline(
+        &self,
+        device: &wgpu::Device,
+        layout: &wgpu::BindGroupLayout,
+    ) -> Result<wgpu::ComputePipeline> {
+        let kernel = self.kernel;
+        let source = kernel.source();
+        validate_wgsl(kernel.name(), &source)?;
+        let constants: Vec<(&str, f64)> = self
+            .constants
+            .iter()
+            .map(|(n, bits)| (*n, f64::from_bits(*bits)))
+            .collect();
+        // Validation and Internal (driver link failures on GL arrive as Internal) are both caught.
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(kernel.name()),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(kernel.name()),
+            bind_group_layouts: &[Some(layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.name()),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(kernel.entry()),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
+                // Every kernel writes its workgroup memory before reading it; zero-filling it
+                // made Mesa's GL driver spend seconds compiling (see DESIGN.md).
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        let errors = [
+            pollster::block_on(internal.pop()),
+            pollster::block_on(validation.pop()),
+        ];
+        if let Some(e) = errors.into_iter().flatten().next() {
+            return Err(Error::Shader {
+                shader: kernel.name().to_string(),
+                stage: "compile",
+                message: e.to_string(),
+            });
+        }
+        Ok(pipeline)
+    }
+}
+
+/// Parses and validates WGSL with naga; errors carry the annotated source lines.
+pub fn validate_wgsl(name: &str, source: &str) -> Result<naga::Module> {
+    let module = naga::front::wgsl::parse_str(source).map_err(|e| Error::Shader {
+        shader: name.to_string(),
+        stage: "parse",
+        message: e.emit_to_string_with_path(source, name),
+    })?;
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::default(),
+    )
+    .validate(&module)
+    .map_err(|e| Error::Shader {
+        shader: name.to_string(),
+        stage: "validate",
+        message: e.emit_to_string_with_path(source, name),
+    })?;
+    Ok(module)
+}
+
+/// Bytes of `var<workgroup>` memory a module declares (wgpu 30 does not check this against
+/// `max_compute_workgroup_storage_size`, so the tests do).
+pub fn workgroup_bytes(module: &naga::Module) -> u32 {
+    let mut layouter = naga::proc::Layouter::default();
+    if layouter.update(module.to_ctx()).is_err() {
+        return u32::MAX;
+    }
+    module
+        .global_variables
+        .iter()
+        .filter(|(_, v)| v.space == naga::AddressSpace::WorkGroup)
+        .map(|(_, v)| layouter[v.ty].size)
+        .sum()
+}

@@ -1,0 +1,29 @@
+//! # wgmlp
+//!
+//! Train small multilayer perceptrons on any GPU through wgpu compute shaders: Vulkan,
+//! Metal, DX12, OpenGL, or a software adapter (Mesa's lavapipe/llvmpipe) when there is no GPU.
+//!
+//! Every kernel has a plain CPU reference beside it ([`Activation::forward_f64`], ...) that
+//! the tests compare it with.
+//!
+//! ```no_run
+//! use wgmlp::{Activation, GpuContext};
+//!
+//! let ctx = GpuContext::new()?; // WGPU_BACKEND / WGPU_ADAPTER_NAME are honoured
+//! let act: Activation = "swish:1".parse()?;
+//! let y = wgmlp::gpu::elementwise::forward(&ctx, act, &[-1.0, 0.0, 2.0])?;
+//! assert!((y[2] - act.forward_f64(2.0) as f32).abs() < 1e-6);
+//! # Ok::<(), wgmlp::Error>(())
+//! ```
+
+pub mod activation;
+pub mod data;
+pub mod error;
+pub mod gpu;
+pub mod plot;
+pub mod rng;
+
+pub use activation::{ACTIVATION_NAMES, Activation};
+pub use data::{Dataset, Normalization};
+pub use error::{Error, Result};
+pub use gpu::{AdapterRequest, GpuContext};

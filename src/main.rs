@@ -1,0 +1,39 @@
+//! The `wgmlp` command line: info, plot (and, as they land, train, eval, predict, bench).
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Train small multilayer perceptrons on any GPU through wgpu compute shaders.
+#[derive(Parser, Debug)]
+#[command(name = "wgmlp", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List every adapter, and the features and limits of the one wgmlp would choose.
+    Info(cli::info::InfoArgs),
+    /// Plot each activation and its gradient (computed on the GPU) like the textbook's figures.
+    Plot(cli::plot::PlotArgs),
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info(args) => cli::info::run(&args),
+        Command::Plot(args) => cli::plot::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

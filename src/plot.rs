@@ -1,0 +1,117 @@
+//! Line charts (PNG or SVG, chosen by the file extension), drawn with plotters.
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// One named line of a chart.
+pub struct Series<'a> {
+    /// Legend label (empty: no legend entry).
+    pub label: &'a str,
+    /// (x, y) points.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Chart size in pixels: 5 × 2.5 like the textbook's figures, at 160 dpi.
+pub const SIZE: (u32, u32) = (800, 400);
+
+fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::io(
+        path,
+        "draw",
+        std::io::Error::other(format!(
+            "{e} (plots need a font: install fonts-dejavu-core or any TrueType font)"
+        )),
+    )
+}
+
+/// Draws `series` as lines with axis labels into `path` (`.svg` → SVG, anything else → PNG).
+pub fn line_chart(path: &Path, x_label: &str, y_label: &str, series: &[Series]) -> Result<()> {
+    let is_svg = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+    if is_svg {
+        let root = SVGBackend::new(path, SIZE).into_drawing_area();
+        draw(&root, x_label, y_label, series).map_err(|e| plot_err(path, e))?;
+        root.present().map_err(|e| plot_err(path, e))
+    } else {
+        let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+        draw(&root, x_label, y_label, series).map_err(|e| plot_err(path, e))?;
+        root.present().map_err(|e| plot_err(path, e))
+    }
+}
+
+fn bounds(series: &[Series]) -> ((f64, f64), (f64, f64)) {
+    let finite = series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .filter(|(x, y)| x.is_finite() && y.is_finite());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in finite {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if x0 > x1 {
+        return ((0.0, 1.0), (0.0, 1.0));
+    }
+    let pad = ((y1 - y0) * 0.05).max(1e-3);
+    ((x0, x1.max(x0 + 1e-9)), (y0 - pad, y1 + pad))
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    let ((x0, x1), (y0, y1)) = bounds(series);
+    let mut chart = ChartBuilder::on(root)
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, y0..y1)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .light_line_style(WHITE.mix(0.0))
+        .label_style(("sans-serif", 16))
+        .axis_desc_style(("sans-serif", 18))
+        .draw()?;
+    let colors = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+    ];
+    for (i, s) in series.iter().enumerate() {
+        let color = colors[i % colors.len()];
+        let pts: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .copied()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect();
+        let drawn = chart.draw_series(LineSeries::new(pts, color.stroke_width(2)))?;
+        if !s.label.is_empty() {
+            drawn
+                .label(s.label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        }
+    }
+    if series.iter().any(|s| !s.label.is_empty()) {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 16))
+            .draw()?;
+    }
+    Ok(())
+}
