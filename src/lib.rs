@@ -17,13 +17,21 @@
 //! ```
 
 pub mod activation;
+pub mod config;
 pub mod data;
 pub mod error;
 pub mod gpu;
+pub mod optim;
 pub mod plot;
+pub mod reference;
 pub mod rng;
+pub mod train;
 
 pub use activation::{ACTIVATION_NAMES, Activation};
+pub use config::{Init, Loss, MlpConfig};
 pub use data::{Dataset, Normalization};
 pub use error::{Error, Result};
-pub use gpu::{AdapterRequest, GpuContext};
+pub use gpu::{AdapterRequest, GpuContext, GpuDataset, GpuMlp};
+pub use optim::{OptimizerConfig, OptimizerKind};
+pub use reference::CpuMlp;
+pub use train::{EpochMetrics, TrainOptions, Trainer};

@@ -10,10 +10,26 @@ pub const ACTIVATIONS_WGSL: &str = include_str!("../../shaders/activations.wgsl"
 /// `shaders/elementwise.wgsl`.
 pub const ELEMENTWISE_WGSL: &str = include_str!("../../shaders/elementwise.wgsl");
 
+/// `shaders/affine_act.wgsl`.
+pub const AFFINE_ACT_WGSL: &str = include_str!("../../shaders/affine_act.wgsl");
+/// `shaders/affine_backward.wgsl`.
+pub const AFFINE_BACKWARD_WGSL: &str = include_str!("../../shaders/affine_backward.wgsl");
+/// `shaders/loss.wgsl`.
+pub const LOSS_WGSL: &str = include_str!("../../shaders/loss.wgsl");
+/// `shaders/optim.wgsl`.
+pub const OPTIM_WGSL: &str = include_str!("../../shaders/optim.wgsl");
+/// `shaders/gather.wgsl`.
+pub const GATHER_WGSL: &str = include_str!("../../shaders/gather.wgsl");
+
 /// Every shader file, by name, as it is on disk (for validation tests).
 pub const SHADER_FILES: &[(&str, &str)] = &[
     ("activations.wgsl", ACTIVATIONS_WGSL),
     ("elementwise.wgsl", ELEMENTWISE_WGSL),
+    ("affine_act.wgsl", AFFINE_ACT_WGSL),
+    ("affine_backward.wgsl", AFFINE_BACKWARD_WGSL),
+    ("loss.wgsl", LOSS_WGSL),
+    ("optim.wgsl", OPTIM_WGSL),
+    ("gather.wgsl", GATHER_WGSL),
 ];
 
 /// How a kernel uses one binding.
@@ -36,11 +52,36 @@ pub enum Kernel {
     ActBackward,
     /// y = x: the bandwidth baseline.
     Copy,
+    /// Fused layer forward: Z = X·W + b, Y = act(Z).
+    AffineForward,
+    /// dW = Xᵀ·dZ and db = Σ dZ.
+    GradWeights,
+    /// dZ_prev = (dZ·Wᵀ) ⊙ act'(Z_prev).
+    GradInput,
+    /// Softmax cross-entropy or MSE, with dLoss/dlogits and running metrics.
+    Loss,
+    /// Advances the optimizer's step counter.
+    OptTick,
+    /// One optimizer update over the flat parameter buffer.
+    OptUpdate,
+    /// Batch gather from the resident dataset by sample index.
+    Gather,
 }
 
 impl Kernel {
     /// Every kernel.
-    pub const ALL: &'static [Kernel] = &[Kernel::ActForward, Kernel::ActBackward, Kernel::Copy];
+    pub const ALL: &'static [Kernel] = &[
+        Kernel::ActForward,
+        Kernel::ActBackward,
+        Kernel::Copy,
+        Kernel::AffineForward,
+        Kernel::GradWeights,
+        Kernel::GradInput,
+        Kernel::Loss,
+        Kernel::OptTick,
+        Kernel::OptUpdate,
+        Kernel::Gather,
+    ];
 
     /// A short name (labels, error messages).
     pub fn name(self) -> &'static str {
@@ -48,6 +89,13 @@ impl Kernel {
             Kernel::ActForward => "elementwise.forward",
             Kernel::ActBackward => "elementwise.backward",
             Kernel::Copy => "elementwise.copy",
+            Kernel::AffineForward => "affine_act.forward",
+            Kernel::GradWeights => "affine_backward.grad_weights",
+            Kernel::GradInput => "affine_backward.grad_input",
+            Kernel::Loss => "loss.loss",
+            Kernel::OptTick => "optim.tick",
+            Kernel::OptUpdate => "optim.update",
+            Kernel::Gather => "gather.gather",
         }
     }
 
@@ -57,6 +105,13 @@ impl Kernel {
             Kernel::ActForward => "forward",
             Kernel::ActBackward => "backward",
             Kernel::Copy => "copy",
+            Kernel::AffineForward => "forward",
+            Kernel::GradWeights => "grad_weights",
+            Kernel::GradInput => "grad_input",
+            Kernel::Loss => "loss",
+            Kernel::OptTick => "tick",
+            Kernel::OptUpdate => "update",
+            Kernel::Gather => "gather",
         }
     }
 
@@ -66,6 +121,13 @@ impl Kernel {
             Kernel::ActForward | Kernel::ActBackward | Kernel::Copy => {
                 format!("{ACTIVATIONS_WGSL}\n{ELEMENTWISE_WGSL}")
             }
+            Kernel::AffineForward => format!("{ACTIVATIONS_WGSL}\n{AFFINE_ACT_WGSL}"),
+            Kernel::GradWeights | Kernel::GradInput => {
+                format!("{ACTIVATIONS_WGSL}\n{AFFINE_BACKWARD_WGSL}")
+            }
+            Kernel::Loss => LOSS_WGSL.to_string(),
+            Kernel::OptTick | Kernel::OptUpdate => OPTIM_WGSL.to_string(),
+            Kernel::Gather => GATHER_WGSL.to_string(),
         }
     }
 
@@ -75,12 +137,58 @@ impl Kernel {
         match self {
             Kernel::ActForward | Kernel::Copy => &[(0, Read), (1, ReadWrite), (2, Uniform)],
             Kernel::ActBackward => &[(0, Read), (3, Read), (1, ReadWrite), (2, Uniform)],
+            Kernel::AffineForward => &[
+                (0, Read),
+                (1, Read),
+                (2, ReadWrite),
+                (3, ReadWrite),
+                (4, Uniform),
+            ],
+            Kernel::GradWeights => &[(0, Read), (1, Read), (2, ReadWrite), (5, Uniform)],
+            Kernel::GradInput => &[
+                (1, Read),
+                (3, Read),
+                (4, Read),
+                (6, ReadWrite),
+                (5, Uniform),
+            ],
+            Kernel::Loss => &[
+                (0, Read),
+                (1, Read),
+                (2, ReadWrite),
+                (3, ReadWrite),
+                (4, Uniform),
+            ],
+            Kernel::OptTick => &[(4, ReadWrite)],
+            Kernel::OptUpdate => &[
+                (0, ReadWrite),
+                (1, Read),
+                (2, ReadWrite),
+                (3, ReadWrite),
+                (4, ReadWrite),
+                (5, Uniform),
+            ],
+            Kernel::Gather => &[
+                (0, Read),
+                (1, Read),
+                (2, Read),
+                (3, ReadWrite),
+                (4, ReadWrite),
+                (5, Uniform),
+            ],
         }
     }
 
     /// Whether the kernel reads the `ACT`/`ACT_P` override constants.
     pub fn uses_activation(self) -> bool {
-        !matches!(self, Kernel::Copy)
+        matches!(
+            self,
+            Kernel::ActForward
+                | Kernel::ActBackward
+                | Kernel::AffineForward
+                | Kernel::GradWeights
+                | Kernel::GradInput
+        )
     }
 
     /// Builds the explicit bind-group layout from [`Kernel::bindings`].

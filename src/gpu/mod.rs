@@ -1,8 +1,12 @@
 //! The GPU side: context, kernels and the operations built on them.
 
 pub mod context;
+pub mod dataset;
 pub mod elementwise;
 pub mod kernels;
+pub mod mlp;
 
 pub use context::{AdapterRequest, GpuContext, NO_ADAPTER_HINT};
+pub use dataset::GpuDataset;
 pub use kernels::{Kernel, PipelineKey};
+pub use mlp::{GpuMlp, TrainState};

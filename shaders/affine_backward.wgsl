@@ -1,0 +1,154 @@
+// affine_backward.wgsl: gradients of one layer  Y = act(X·W + b).
+//
+// Needs activations.wgsl prepended (the host does it).
+//
+// The backward pass takes dZ = dL/dZ of this layer (for the output layer the loss kernel
+// writes it; for hidden layers `grad_input` of the next layer writes it) and produces
+//   grad_weights:  dW = Xᵀ·dZ  and  db = Σ_rows dZ          (into the flat gradient buffer)
+//   grad_input:    dZ_prev = (dZ·Wᵀ) ⊙ act'(Z_prev)         (skipped for the first layer)
+// so dZ = dY ⊙ act'(Z) is fused into the product that makes dY: each element of dZ is
+// computed once, in the epilogue of grad_input, with ACT set to the *previous* layer's
+// activation. Both kernels use the same 4×4 register blocking as affine_act.wgsl.
+//
+// Bindings (group 0), entry `grad_weights`
+//   0 x:      array<f32>  read        [batch × fan_in]   (this layer's input)
+//   1 dz:     array<f32>  read        [batch × fan_out]
+//   2 grads:  array<f32>  read_write  flat gradients (same layout as the parameters)
+//   5 dims:   Layer       uniform
+// Bindings (group 0), entry `grad_input`
+//   1 dz:     array<f32>  read        [batch × fan_out]
+//   3 params: array<f32>  read        flat parameters (W at w_offset)
+//   4 z_prev: array<f32>  read        [batch × fan_in]   (previous layer's pre-activation)
+//   6 dz_prev: array<f32> read_write  [batch × fan_in]
+//   5 dims:   Layer       uniform
+
+const WG_X: u32 = 8u;
+const WG_Y: u32 = 8u;
+const TB: u32 = 4u;
+
+struct Layer {
+    batch: u32,
+    fan_in: u32,
+    fan_out: u32,
+    w_offset: u32,
+    b_offset: u32,
+    store_z: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> dz: array<f32>;
+@group(0) @binding(2) var<storage, read_write> grads: array<f32>;
+@group(0) @binding(3) var<storage, read> params: array<f32>;
+@group(0) @binding(4) var<storage, read> z_prev: array<f32>;
+@group(0) @binding(5) var<uniform> dims: Layer;
+@group(0) @binding(6) var<storage, read_write> dz_prev: array<f32>;
+
+const LANES = vec4<u32>(0u, 1u, 2u, 3u);
+
+// dW[k, n] = Σ_b X[b, k] dZ[b, n]; the blocks with k0 = 0 also sum db[n] = Σ_b dZ[b, n].
+// Grid: x over column blocks of fan_out, y (spilling into z) over row blocks of fan_in.
+@compute @workgroup_size(WG_X, WG_Y)
+fn grad_weights(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>) {
+    let k_len = dims.fan_in;
+    let n = dims.fan_out;
+    let tile_row = wid.y + wid.z * nwg.y;
+    let k0 = (tile_row * WG_Y + lid.y) * TB;
+    let n0 = (wid.x * WG_X + lid.x) * TB;
+    if k0 >= k_len || n0 >= n {
+        return;
+    }
+    let ks = min(vec4<u32>(k0) + LANES, vec4<u32>(k_len - 1u));
+    let ns = min(vec4<u32>(n0) + LANES, vec4<u32>(n - 1u));
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    var dbias = vec4<f32>(0.0);
+    for (var b = 0u; b < dims.batch; b++) {
+        let xr = b * k_len;
+        let dr = b * n;
+        let xv = vec4<f32>(x[xr + ks.x], x[xr + ks.y], x[xr + ks.z], x[xr + ks.w]);
+        let dv = vec4<f32>(dz[dr + ns.x], dz[dr + ns.y], dz[dr + ns.z], dz[dr + ns.w]);
+        acc0 += xv.x * dv;
+        acc1 += xv.y * dv;
+        acc2 += xv.z * dv;
+        acc3 += xv.w * dv;
+        dbias += dv;
+    }
+    store_dw(k0, n0, acc0);
+    store_dw(k0 + 1u, n0, acc1);
+    store_dw(k0 + 2u, n0, acc2);
+    store_dw(k0 + 3u, n0, acc3);
+    if k0 == 0u {
+        for (var j = 0u; j < TB; j++) {
+            if n0 + j < n {
+                grads[dims.b_offset + n0 + j] = dbias[j];
+            }
+        }
+    }
+}
+
+fn store_dw(k: u32, n0: u32, v: vec4<f32>) {
+    if k >= dims.fan_in {
+        return;
+    }
+    let base = dims.w_offset + k * dims.fan_out + n0;
+    for (var j = 0u; j < TB; j++) {
+        if n0 + j < dims.fan_out {
+            grads[base + j] = v[j];
+        }
+    }
+}
+
+// dZ_prev[b, k] = (Σ_n dZ[b, n] W[k, n]) · act'(Z_prev[b, k]).
+// Grid: x over column blocks of fan_in, y (spilling into z) over row blocks of the batch.
+@compute @workgroup_size(WG_X, WG_Y)
+fn grad_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let m = dims.batch;
+    let k_len = dims.fan_in;
+    let n = dims.fan_out;
+    let tile_row = wid.y + wid.z * nwg.y;
+    let b0 = (tile_row * WG_Y + lid.y) * TB;
+    let k0 = (wid.x * WG_X + lid.x) * TB;
+    if b0 >= m || k0 >= k_len {
+        return;
+    }
+    let rows = min(vec4<u32>(b0) + LANES, vec4<u32>(m - 1u)) * n;
+    let wrows = dims.w_offset + min(vec4<u32>(k0) + LANES, vec4<u32>(k_len - 1u)) * n;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var j = 0u; j < n; j++) {
+        let dv = vec4<f32>(dz[rows.x + j], dz[rows.y + j], dz[rows.z + j], dz[rows.w + j]);
+        let wv = vec4<f32>(params[wrows.x + j], params[wrows.y + j], params[wrows.z + j], params[wrows.w + j]);
+        acc0 += dv.x * wv;
+        acc1 += dv.y * wv;
+        acc2 += dv.z * wv;
+        acc3 += dv.w * wv;
+    }
+    store_dx(b0, k0, acc0);
+    store_dx(b0 + 1u, k0, acc1);
+    store_dx(b0 + 2u, k0, acc2);
+    store_dx(b0 + 3u, k0, acc3);
+}
+
+fn store_dx(b: u32, k0: u32, dy: vec4<f32>) {
+    if b >= dims.batch {
+        return;
+    }
+    let base = b * dims.fan_in + k0;
+    let ks = min(vec4<u32>(k0) + LANES, vec4<u32>(dims.fan_in - 1u));
+    let zr = b * dims.fan_in;
+    let zv = vec4<f32>(z_prev[zr + ks.x], z_prev[zr + ks.y], z_prev[zr + ks.z], z_prev[zr + ks.w]);
+    let g = dy * act_grad4(zv, ACT_P);
+    for (var j = 0u; j < TB; j++) {
+        if k0 + j < dims.fan_in {
+            dz_prev[base + j] = g[j];
+        }
+    }
+}

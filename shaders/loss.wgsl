@@ -1,0 +1,120 @@
+// loss.wgsl: the loss of a batch and its gradient w.r.t. the outputs, fused in one dispatch.
+//
+//   softmax cross-entropy:  loss_r = logsumexp(l_r) − l_r[y_r],  dL/dl = (softmax(l) − onehot(y)) / batch
+//   MSE (one-hot target):   loss_r = Σ_c (l_rc − t_rc)² / classes, dL/dl = 2 (l − t) / (batch · classes)
+//
+// The log-sum-exp subtracts the row maximum first, so logits of ±1e4 neither overflow nor
+// lose the answer. One workgroup handles the whole batch (rows strided over 256 invocations)
+// and reduces the loss sum and the correct count in workgroup memory, so the running
+// metrics in `state` need no atomics; they are read back once per epoch.
+// When training, a non-finite batch loss sets state.diverged (once), which stops every later
+// optimizer update: the parameters from before the bad step are kept.
+//
+// Bindings (group 0)
+//   0 logits:  array<f32>  read        [batch × classes]
+//   1 labels:  array<u32>  read        [batch]
+//   2 dlogits: array<f32>  read_write  [batch × classes]  (written when dims.training is 1)
+//   3 state:   TrainState  read_write  running metrics and the step counter
+//   4 dims:    LossDims    uniform
+
+const WG: u32 = 256u;
+const LOSS_CE: u32 = 0u;
+
+struct LossDims {
+    batch: u32,
+    classes: u32,
+    loss_kind: u32,
+    training: u32,
+}
+
+struct TrainState {
+    step: u32,
+    diverged: u32,
+    bad_step: u32,
+    bad_loss: f32,
+    loss_sum: f32,
+    correct: u32,
+    count: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> labels: array<u32>;
+@group(0) @binding(2) var<storage, read_write> dlogits: array<f32>;
+@group(0) @binding(3) var<storage, read_write> state: TrainState;
+@group(0) @binding(4) var<uniform> dims: LossDims;
+
+var<workgroup> red_loss: array<f32, WG>;
+var<workgroup> red_correct: array<u32, WG>;
+
+fn is_finite(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u;
+}
+
+@compute @workgroup_size(WG)
+fn loss(@builtin(local_invocation_index) t: u32) {
+    let c_len = dims.classes;
+    let inv_b = 1.0 / f32(dims.batch);
+    var loss_acc = 0.0;
+    var correct = 0u;
+    for (var r = t; r < dims.batch; r += WG) {
+        let base = r * c_len;
+        let label = labels[r];
+        var mx = logits[base];
+        var arg = 0u;
+        for (var c = 1u; c < c_len; c++) {
+            let v = logits[base + c];
+            if v > mx {
+                mx = v;
+                arg = c;
+            }
+        }
+        correct += select(0u, 1u, arg == label);
+        if dims.loss_kind == LOSS_CE {
+            var s = 0.0;
+            for (var c = 0u; c < c_len; c++) {
+                s += exp(logits[base + c] - mx);
+            }
+            loss_acc += mx + log(s) - logits[base + label];
+            if dims.training != 0u {
+                let inv_s = 1.0 / s;
+                for (var c = 0u; c < c_len; c++) {
+                    let p = exp(logits[base + c] - mx) * inv_s;
+                    dlogits[base + c] = (p - select(0.0, 1.0, c == label)) * inv_b;
+                }
+            }
+        } else {
+            let scale = 2.0 * inv_b / f32(c_len);
+            var row = 0.0;
+            for (var c = 0u; c < c_len; c++) {
+                let diff = logits[base + c] - select(0.0, 1.0, c == label);
+                row += diff * diff;
+                if dims.training != 0u {
+                    dlogits[base + c] = scale * diff;
+                }
+            }
+            loss_acc += row / f32(c_len);
+        }
+    }
+    red_loss[t] = loss_acc;
+    red_correct[t] = correct;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+        if t < stride {
+            red_loss[t] += red_loss[t + stride];
+            red_correct[t] += red_correct[t + stride];
+        }
+        workgroupBarrier();
+    }
+    if t == 0u {
+        let batch_loss = red_loss[0];
+        state.loss_sum += batch_loss;
+        state.correct += red_correct[0];
+        state.count += dims.batch;
+        if dims.training != 0u && state.diverged == 0u && !is_finite(batch_loss) {
+            state.diverged = 1u;
+            state.bad_step = state.step + 1u;
+            state.bad_loss = batch_loss * inv_b;
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! `MlpConfig`: the shape of a network, its activations, loss, initialisation and seed.
+//!
+//! Parameters of the whole model live in one flat `f32` vector (the same layout on the GPU
+//! and on the CPU): for each layer `l`, its weight `W_l` as a row-major `[fan_in × fan_out]`
+//! matrix (so the forward pass is `Z = X·W + b`), then its bias `b_l` of length `fan_out`.
+//! Checkpoints transpose `W_l` to PyTorch's `[out, in]` on the way out.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+
+/// The training loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// Softmax cross-entropy over the logits, averaged over the batch.
+    CrossEntropy,
+    /// Mean squared error between the outputs and the one-hot target, averaged over
+    /// every element (batch × outputs), as PyTorch's `MSELoss` does.
+    Mse,
+}
+
+impl fmt::Display for Loss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Loss::CrossEntropy => "ce",
+            Loss::Mse => "mse",
+        })
+    }
+}
+
+impl FromStr for Loss {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ce" | "cross_entropy" | "crossentropy" => Ok(Loss::CrossEntropy),
+            "mse" => Ok(Loss::Mse),
+            _ => Err(Error::config(
+                "--loss",
+                format!("unknown loss {s:?}; choose ce or mse"),
+            )),
+        }
+    }
+}
+
+/// Weight initialisation. Biases always start at zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Init {
+    /// He for ReLU-like layers, Glorot for sigmoid, tanh and the affine output layer.
+    Auto,
+    /// He/Kaiming normal: N(0, 2 / fan_in).
+    He,
+    /// Glorot/Xavier uniform: U(−a, a) with a = √(6 / (fan_in + fan_out)).
+    Glorot,
+}
+
+impl fmt::Display for Init {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Init::Auto => "auto",
+            Init::He => "he",
+            Init::Glorot => "glorot",
+        })
+    }
+}
+
+impl FromStr for Init {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Init::Auto),
+            "he" | "kaiming" => Ok(Init::He),
+            "glorot" | "xavier" => Ok(Init::Glorot),
+            _ => Err(Error::config(
+                "--init",
+                format!("unknown initialisation {s:?}; choose auto, he or glorot"),
+            )),
+        }
+    }
+}
+
+/// One affine layer `Y = act(X·W + b)` of the network.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Layer {
+    /// Input width (rows of W).
+    pub fan_in: usize,
+    /// Output width (columns of W).
+    pub fan_out: usize,
+    /// Activation after the affine map (Identity for the output layer).
+    pub activation: Activation,
+    /// Offset of W (row-major fan_in × fan_out) in the flat parameter vector.
+    pub w_offset: usize,
+    /// Offset of b (fan_out) in the flat parameter vector.
+    pub b_offset: usize,
+}
+
+/// The architecture and training-independent settings of an MLP.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MlpConfig {
+    /// Number of input features.
+    pub input: usize,
+    /// Widths of the hidden layers (may be empty: a linear model).
+    pub hidden: Vec<usize>,
+    /// One activation per hidden layer.
+    pub activations: Vec<Activation>,
+    /// Number of outputs (classes).
+    pub output: usize,
+    /// Loss function.
+    pub loss: Loss,
+    /// Weight initialisation.
+    pub init: Init,
+    /// Seed of the initial weights (and of the shuffling).
+    pub seed: u64,
+}
+
+impl MlpConfig {
+    /// `input → hidden… → output` with ReLU hidden layers, cross-entropy, automatic init, seed 42.
+    pub fn new(input: usize, hidden: &[usize], output: usize) -> Self {
+        MlpConfig {
+            input,
+            hidden: hidden.to_vec(),
+            activations: vec![Activation::Relu; hidden.len()],
+            output,
+            loss: Loss::CrossEntropy,
+            init: Init::Auto,
+            seed: 42,
+        }
+    }
+
+    /// The same activation for every hidden layer.
+    pub fn with_activation(mut self, act: Activation) -> Self {
+        self.activations = vec![act; self.hidden.len()];
+        self
+    }
+
+    /// Sets the loss.
+    pub fn with_loss(mut self, loss: Loss) -> Self {
+        self.loss = loss;
+        self
+    }
+
+    /// Sets the seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Sets the initialisation.
+    pub fn with_init(mut self, init: Init) -> Self {
+        self.init = init;
+        self
+    }
+
+    /// Checks every size and that there is one activation per hidden layer.
+    pub fn validate(&self) -> Result<()> {
+        if self.input == 0 {
+            return Err(Error::config("input", "the input width must be at least 1"));
+        }
+        if self.output == 0 {
+            return Err(Error::config(
+                "output",
+                "the output width must be at least 1",
+            ));
+        }
+        if let Some(i) = self.hidden.iter().position(|&h| h == 0) {
+            return Err(Error::config(
+                "--hidden",
+                format!(
+                    "hidden layer {} has width 0; every layer needs at least 1 unit",
+                    i + 1
+                ),
+            ));
+        }
+        if self.activations.len() != self.hidden.len() {
+            return Err(Error::config(
+                "--activation",
+                format!(
+                    "{} activations for {} hidden layers; give one, or one per hidden layer",
+                    self.activations.len(),
+                    self.hidden.len()
+                ),
+            ));
+        }
+        let widest = self.widths().into_iter().max().unwrap_or(0);
+        if widest > (1 << 20) {
+            return Err(Error::config(
+                "--hidden",
+                format!("a layer of width {widest} is larger than the 1048576 wgmlp supports"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Layer widths from input to output: `[input, hidden…, output]`.
+    pub fn widths(&self) -> Vec<usize> {
+        let mut w = vec![self.input];
+        w.extend(&self.hidden);
+        w.push(self.output);
+        w
+    }
+
+    /// The affine layers with their parameter offsets.
+    pub fn layers(&self) -> Vec<Layer> {
+        let widths = self.widths();
+        let mut offset = 0;
+        (0..widths.len() - 1)
+            .map(|l| {
+                let (fan_in, fan_out) = (widths[l], widths[l + 1]);
+                let activation = self
+                    .activations
+                    .get(l)
+                    .copied()
+                    .unwrap_or(Activation::Identity);
+                let layer = Layer {
+                    fan_in,
+                    fan_out,
+                    activation,
+                    w_offset: offset,
+                    b_offset: offset + fan_in * fan_out,
+                };
+                offset += fan_in * fan_out + fan_out;
+                layer
+            })
+            .collect()
+    }
+
+    /// Total number of parameters.
+    pub fn n_params(&self) -> usize {
+        self.layers()
+            .iter()
+            .map(|l| l.fan_in * l.fan_out + l.fan_out)
+            .sum()
+    }
+
+    /// The initial parameters: identical for the same config on every machine and adapter.
+    pub fn init_params(&self) -> Vec<f32> {
+        let mut rng = Rng::new(self.seed);
+        let mut params = vec![0.0f32; self.n_params()];
+        for layer in self.layers() {
+            let he = match self.init {
+                Init::He => true,
+                Init::Glorot => false,
+                Init::Auto => layer.activation.is_relu_like(),
+            };
+            let w = &mut params[layer.w_offset..layer.b_offset];
+            if he {
+                let std = (2.0 / layer.fan_in as f64).sqrt();
+                for v in w.iter_mut() {
+                    *v = (rng.normal() * std) as f32;
+                }
+            } else {
+                let a = (6.0 / (layer.fan_in + layer.fan_out) as f64).sqrt();
+                for v in w.iter_mut() {
+                    *v = rng.uniform_range(-a, a) as f32;
+                }
+            }
+        }
+        params
+    }
+
+    /// A one-line description: `784-256-10 relu ce`.
+    pub fn describe(&self) -> String {
+        let widths: Vec<String> = self.widths().iter().map(|w| w.to_string()).collect();
+        let acts: Vec<String> = self.activations.iter().map(|a| a.to_string()).collect();
+        let acts = if acts.is_empty() {
+            "linear".to_string()
+        } else if acts.iter().all(|a| *a == acts[0]) {
+            acts[0].clone()
+        } else {
+            acts.join(",")
+        };
+        format!("{} {} {}", widths.join("-"), acts, self.loss)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_contiguous_weights_then_bias() {
+        let c = MlpConfig::new(3, &[4], 2);
+        let l = c.layers();
+        assert_eq!(l.len(), 2);
+        assert_eq!((l[0].w_offset, l[0].b_offset), (0, 12));
+        assert_eq!((l[1].w_offset, l[1].b_offset), (16, 24));
+        assert_eq!(c.n_params(), 26);
+        assert_eq!(l[1].activation, Activation::Identity);
+    }
+
+    #[test]
+    fn same_seed_same_weights_and_biases_start_at_zero() {
+        let c = MlpConfig::new(5, &[7, 3], 2).with_seed(9);
+        assert_eq!(c.init_params(), c.init_params());
+        assert_ne!(c.init_params(), c.clone().with_seed(10).init_params());
+        let p = c.init_params();
+        for l in c.layers() {
+            assert!(
+                p[l.b_offset..l.b_offset + l.fan_out]
+                    .iter()
+                    .all(|&b| b == 0.0)
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_configs_are_errors() {
+        assert!(MlpConfig::new(0, &[4], 2).validate().is_err());
+        assert!(MlpConfig::new(3, &[4, 0], 2).validate().is_err());
+        assert!(MlpConfig::new(3, &[4], 0).validate().is_err());
+        let mut c = MlpConfig::new(3, &[4], 2);
+        c.activations.push(Activation::Tanh);
+        assert!(c.validate().is_err());
+        assert!(MlpConfig::new(3, &[], 2).validate().is_ok());
+    }
+}

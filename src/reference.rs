@@ -1,0 +1,304 @@
+//! `CpuMlp`: the same math as the WGSL kernels in plain loops, generic over `f32` and `f64`.
+//!
+//! Readable first: it is the reference every GPU test compares with, and the `--device cpu`
+//! path. Shapes and conventions follow `shaders/` exactly (see `config.rs` for the layout).
+
+use crate::activation::{Activation, Real};
+use crate::config::{Layer, Loss, MlpConfig};
+use crate::error::{Error, Result};
+use crate::optim::{self, OptimizerConfig, OptimizerState};
+
+/// An MLP on the CPU: configuration, flat parameters and optimizer state.
+#[derive(Clone, Debug)]
+pub struct CpuMlp<T: Real> {
+    /// Architecture.
+    pub config: MlpConfig,
+    /// Flat parameters (layout of [`MlpConfig::layers`]).
+    pub params: Vec<T>,
+    /// Optimizer settings.
+    pub optimizer: OptimizerConfig,
+    /// Optimizer state.
+    pub state: OptimizerState<T>,
+    layers: Vec<Layer>,
+}
+
+/// What the forward pass keeps for the backward pass: each layer's input and pre-activation.
+#[derive(Clone, Debug)]
+pub struct ForwardCache<T> {
+    /// `inputs[l]` is the input X of layer l (`inputs[0]` the batch itself).
+    pub inputs: Vec<Vec<T>>,
+    /// `z[l]` = X_l·W_l + b_l.
+    pub z: Vec<Vec<T>>,
+    /// The network's outputs (logits), `[batch × output]`.
+    pub output: Vec<T>,
+}
+
+/// Loss (mean over the batch) and the number of correctly classified samples.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchLoss<T> {
+    /// Mean loss over the batch.
+    pub loss: T,
+    /// Samples whose arg-max output equals the label.
+    pub correct: usize,
+}
+
+impl<T: Real> CpuMlp<T> {
+    /// A model with the config's seeded initial parameters.
+    pub fn new(config: &MlpConfig, optimizer: OptimizerConfig) -> Result<Self> {
+        config.validate()?;
+        let params = config
+            .init_params()
+            .iter()
+            .map(|&p| T::from_f64(p as f64))
+            .collect();
+        Self::from_params(config, params, optimizer)
+    }
+
+    /// A model with the given flat parameters.
+    pub fn from_params(
+        config: &MlpConfig,
+        params: Vec<T>,
+        optimizer: OptimizerConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        optimizer.validate()?;
+        if params.len() != config.n_params() {
+            return Err(Error::shape(
+                "CpuMlp parameters",
+                format!("{} values for {}", config.n_params(), config.describe()),
+                params.len(),
+            ));
+        }
+        Ok(CpuMlp {
+            layers: config.layers(),
+            state: OptimizerState::zeros(params.len()),
+            config: config.clone(),
+            params,
+            optimizer,
+        })
+    }
+
+    /// Checks a batch: `x` is `[batch × input]`, `labels` has `batch` entries below `output`.
+    pub fn check_batch(&self, x: &[T], labels: Option<&[u32]>, batch: usize) -> Result<()> {
+        check_batch(&self.config, x.len(), labels, batch)
+    }
+
+    /// Forward pass keeping what the backward pass needs.
+    pub fn forward_cache(&self, x: &[T], batch: usize) -> Result<ForwardCache<T>> {
+        self.check_batch(x, None, batch)?;
+        let mut inputs = Vec::with_capacity(self.layers.len());
+        let mut zs = Vec::with_capacity(self.layers.len());
+        let mut cur = x.to_vec();
+        for layer in &self.layers {
+            let z = affine(&self.params, layer, &cur, batch);
+            let y: Vec<T> = z.iter().map(|&v| layer.activation.forward(v)).collect();
+            inputs.push(std::mem::replace(&mut cur, y));
+            zs.push(z);
+        }
+        Ok(ForwardCache {
+            inputs,
+            z: zs,
+            output: cur,
+        })
+    }
+
+    /// The network's outputs (logits) for a batch.
+    pub fn forward(&self, x: &[T], batch: usize) -> Result<Vec<T>> {
+        Ok(self.forward_cache(x, batch)?.output)
+    }
+
+    /// Mean loss and correct count of a batch, with the gradient of the mean loss w.r.t.
+    /// every parameter (flat, same layout as the parameters).
+    pub fn loss_and_gradients(
+        &self,
+        x: &[T],
+        labels: &[u32],
+        batch: usize,
+    ) -> Result<(BatchLoss<T>, Vec<T>)> {
+        self.check_batch(x, Some(labels), batch)?;
+        let cache = self.forward_cache(x, batch)?;
+        let (loss, mut dz) = loss_and_grad(self.config.loss, &cache.output, labels, batch, true);
+        let mut grads = vec![T::ZERO; self.params.len()];
+        for l in (0..self.layers.len()).rev() {
+            let layer = &self.layers[l];
+            let (k, n) = (layer.fan_in, layer.fan_out);
+            let xin = &cache.inputs[l];
+            // dW = Xᵀ·dZ, db = Σ_rows dZ
+            for b in 0..batch {
+                for j in 0..n {
+                    let d = dz[b * n + j];
+                    grads[layer.b_offset + j] += d;
+                    for i in 0..k {
+                        grads[layer.w_offset + i * n + j] += xin[b * k + i] * d;
+                    }
+                }
+            }
+            if l > 0 {
+                // dZ_prev = (dZ·Wᵀ) ⊙ act'(Z_prev)
+                let act: Activation = self.layers[l - 1].activation;
+                let z_prev = &cache.z[l - 1];
+                let mut next = vec![T::ZERO; batch * k];
+                for b in 0..batch {
+                    for i in 0..k {
+                        let mut s = T::ZERO;
+                        for j in 0..n {
+                            s += dz[b * n + j] * self.params[layer.w_offset + i * n + j];
+                        }
+                        next[b * k + i] = s * act.grad(z_prev[b * k + i]);
+                    }
+                }
+                dz = next;
+            }
+        }
+        Ok((loss, grads))
+    }
+
+    /// One optimizer step on a batch; returns the batch's mean loss and correct count.
+    /// A non-finite loss is an error and leaves the parameters untouched.
+    pub fn train_step(&mut self, x: &[T], labels: &[u32], batch: usize) -> Result<BatchLoss<T>> {
+        let (loss, grads) = self.loss_and_gradients(x, labels, batch)?;
+        if !loss.loss.to_f64().is_finite() {
+            return Err(Error::Diverged {
+                epoch: 0,
+                step: self.state.step + 1,
+                loss: loss.loss.to_f64() as f32,
+            });
+        }
+        optim::apply(&self.optimizer, &mut self.state, &mut self.params, &grads);
+        Ok(loss)
+    }
+}
+
+/// Shared shape checks of a batch against a config (CPU and GPU paths alike).
+pub fn check_batch(
+    config: &MlpConfig,
+    x_len: usize,
+    labels: Option<&[u32]>,
+    batch: usize,
+) -> Result<()> {
+    if batch == 0 {
+        return Err(Error::config("batch size", "must be at least 1 (got 0)"));
+    }
+    if x_len != batch * config.input {
+        return Err(Error::shape(
+            "batch features",
+            format!(
+                "{batch} × {} = {} values",
+                config.input,
+                batch * config.input
+            ),
+            format!("{x_len} values"),
+        ));
+    }
+    if let Some(labels) = labels {
+        if labels.len() != batch {
+            return Err(Error::shape(
+                "batch labels",
+                format!("{batch} labels"),
+                labels.len(),
+            ));
+        }
+        if let Some((i, &bad)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, l)| **l as usize >= config.output)
+        {
+            return Err(Error::InvalidData {
+                what: "labels".into(),
+                message: format!(
+                    "label {bad} of sample {i} is out of range: the model has {} outputs (classes 0..{})",
+                    config.output,
+                    config.output - 1
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Z = X·W + b for one layer.
+fn affine<T: Real>(params: &[T], layer: &Layer, x: &[T], batch: usize) -> Vec<T> {
+    let (k, n) = (layer.fan_in, layer.fan_out);
+    let mut z = vec![T::ZERO; batch * n];
+    for b in 0..batch {
+        for j in 0..n {
+            let mut s = T::ZERO;
+            for i in 0..k {
+                s += x[b * k + i] * params[layer.w_offset + i * n + j];
+            }
+            z[b * n + j] = s + params[layer.b_offset + j];
+        }
+    }
+    z
+}
+
+/// Index of the first largest value (NaN never wins), as `loss.wgsl` computes it.
+pub fn argmax<T: Real>(row: &[T]) -> usize {
+    let mut best = 0;
+    for c in 1..row.len() {
+        if row[c] > row[best] {
+            best = c;
+        }
+    }
+    best
+}
+
+/// Mean loss, correct count and (if `want_grad`) dLoss/dlogits of a batch, as `loss.wgsl`.
+pub fn loss_and_grad<T: Real>(
+    loss: Loss,
+    logits: &[T],
+    labels: &[u32],
+    batch: usize,
+    want_grad: bool,
+) -> (BatchLoss<T>, Vec<T>) {
+    let c_len = logits.len() / batch;
+    let inv_b = T::ONE / T::from_f64(batch as f64);
+    let mut grad = if want_grad {
+        vec![T::ZERO; logits.len()]
+    } else {
+        Vec::new()
+    };
+    let mut total = T::ZERO;
+    let mut correct = 0;
+    for b in 0..batch {
+        let row = &logits[b * c_len..(b + 1) * c_len];
+        let label = labels[b] as usize;
+        if argmax(row) == label {
+            correct += 1;
+        }
+        match loss {
+            Loss::CrossEntropy => {
+                let mx = row[argmax(row)];
+                let s: T = row.iter().map(|&v| (v - mx).exp()).sum();
+                total += mx + s.ln() - row[label];
+                if want_grad {
+                    for c in 0..c_len {
+                        let p = (row[c] - mx).exp() / s;
+                        let onehot = if c == label { T::ONE } else { T::ZERO };
+                        grad[b * c_len + c] = (p - onehot) * inv_b;
+                    }
+                }
+            }
+            Loss::Mse => {
+                let cf = T::from_f64(c_len as f64);
+                let mut r = T::ZERO;
+                for c in 0..c_len {
+                    let onehot = if c == label { T::ONE } else { T::ZERO };
+                    let diff = row[c] - onehot;
+                    r += diff * diff;
+                    if want_grad {
+                        grad[b * c_len + c] = T::from_f64(2.0) * diff * inv_b / cf;
+                    }
+                }
+                total += r / cf;
+            }
+        }
+    }
+    (
+        BatchLoss {
+            loss: total * inv_b,
+            correct,
+        },
+        grad,
+    )
+}

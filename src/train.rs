@@ -1,0 +1,429 @@
+//! `Trainer`: epochs of shuffled mini-batches on the GPU (or the CPU reference), with
+//! evaluation and metrics read back once per epoch.
+
+use std::time::Instant;
+
+use crate::config::MlpConfig;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::gpu::mlp::GatherPlan;
+use crate::gpu::{GpuContext, GpuDataset, GpuMlp};
+use crate::optim::{OptimizerConfig, OptimizerState};
+use crate::reference::{BatchLoss, CpuMlp};
+use crate::rng::Rng;
+
+/// How to train.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    /// Samples per optimizer step (the last batch of an epoch may be smaller).
+    pub batch_size: usize,
+    /// Training steps recorded into one command encoder and submitted together.
+    pub steps_per_submit: usize,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            batch_size: 256,
+            steps_per_submit: 64,
+        }
+    }
+}
+
+/// What one epoch measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches (as the parameters were at each step).
+    pub train_loss: f32,
+    /// Training accuracy over the epoch (likewise).
+    pub train_accuracy: f32,
+    /// Loss on the test set after the epoch, if there is one.
+    pub test_loss: Option<f32>,
+    /// Accuracy on the test set after the epoch, if there is one.
+    pub test_accuracy: Option<f32>,
+    /// Wall-clock seconds of the epoch (training and evaluation).
+    pub seconds: f64,
+    /// Training samples per second.
+    pub samples_per_second: f64,
+}
+
+/// The permutation of `0..n` used in `epoch` (1-based): the same on every device.
+pub fn epoch_permutation(seed: u64, epoch: usize, n: usize) -> Vec<u32> {
+    Rng::new(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).permutation(n)
+}
+
+/// Where the model lives.
+pub enum Engine<'c> {
+    /// On the GPU, with the datasets resident there.
+    Gpu {
+        /// The model.
+        mlp: Box<GpuMlp<'c>>,
+        /// Training set on the GPU.
+        train: GpuDataset,
+        /// Test set on the GPU.
+        test: Option<GpuDataset>,
+        /// Gather plans: full training batch, last partial one, full and last test batch.
+        plans: Vec<(usize, usize, GatherPlan)>,
+    },
+    /// The CPU reference in f32.
+    Cpu(Box<CpuMlp<f32>>),
+}
+
+/// Trains an MLP epoch by epoch.
+pub struct Trainer<'c> {
+    /// The model and its data.
+    pub engine: Engine<'c>,
+    train: Dataset,
+    test: Option<Dataset>,
+    options: TrainOptions,
+    seed: u64,
+    /// Epochs completed.
+    pub epoch: usize,
+}
+
+impl<'c> Trainer<'c> {
+    /// A trainer on the GPU: uploads both datasets once.
+    pub fn gpu(
+        ctx: &'c GpuContext,
+        config: &MlpConfig,
+        optimizer: OptimizerConfig,
+        train: &Dataset,
+        test: Option<&Dataset>,
+        options: TrainOptions,
+    ) -> Result<Self> {
+        check_data(config, train, test, &options)?;
+        let batch = options.batch_size.min(train.len());
+        let mlp = GpuMlp::new(ctx, config, optimizer, batch)?;
+        let train_gpu = GpuDataset::upload(ctx, train)?;
+        let test_gpu = test.map(|t| GpuDataset::upload(ctx, t)).transpose()?;
+        let engine = Engine::Gpu {
+            mlp: Box::new(mlp),
+            train: train_gpu,
+            test: test_gpu,
+            plans: Vec::new(),
+        };
+        Ok(Self::with_engine(engine, config, train, test, options))
+    }
+
+    /// A trainer on the CPU reference path (f32).
+    pub fn cpu(
+        config: &MlpConfig,
+        optimizer: OptimizerConfig,
+        train: &Dataset,
+        test: Option<&Dataset>,
+        options: TrainOptions,
+    ) -> Result<Self> {
+        check_data(config, train, test, &options)?;
+        let mlp = CpuMlp::<f32>::new(config, optimizer)?;
+        Ok(Self::with_engine(
+            Engine::Cpu(Box::new(mlp)),
+            config,
+            train,
+            test,
+            options,
+        ))
+    }
+
+    fn with_engine(
+        engine: Engine<'c>,
+        config: &MlpConfig,
+        train: &Dataset,
+        test: Option<&Dataset>,
+        options: TrainOptions,
+    ) -> Self {
+        Trainer {
+            engine,
+            train: train.clone(),
+            test: test.cloned(),
+            options,
+            seed: config.seed,
+            epoch: 0,
+        }
+    }
+
+    /// A short name of where training runs.
+    pub fn device_name(&self) -> String {
+        match &self.engine {
+            Engine::Gpu { mlp, .. } => mlp.context().adapter_summary(),
+            Engine::Cpu(_) => "CPU reference (f32)".to_string(),
+        }
+    }
+
+    /// Number of optimizer steps per epoch.
+    pub fn steps_per_epoch(&self) -> usize {
+        self.train
+            .len()
+            .div_ceil(self.options.batch_size.min(self.train.len()))
+    }
+
+    /// Trains one epoch and evaluates; returns its metrics.
+    pub fn run_epoch(&mut self) -> Result<EpochMetrics> {
+        let epoch = self.epoch + 1;
+        let start = Instant::now();
+        let perm = epoch_permutation(self.seed, epoch, self.train.len());
+        let batch = self.options.batch_size.min(self.train.len());
+        let (train_stats, test_stats) = match &mut self.engine {
+            Engine::Gpu {
+                mlp,
+                train,
+                test,
+                plans,
+            } => gpu_epoch(
+                mlp,
+                train,
+                test.as_ref(),
+                plans,
+                &perm,
+                batch,
+                &self.options,
+                epoch,
+            )?,
+            Engine::Cpu(mlp) => {
+                cpu_epoch(mlp, &self.train, self.test.as_ref(), &perm, batch, epoch)?
+            }
+        };
+        self.epoch = epoch;
+        let seconds = start.elapsed().as_secs_f64();
+        Ok(EpochMetrics {
+            epoch,
+            train_loss: train_stats.0,
+            train_accuracy: train_stats.1,
+            test_loss: test_stats.map(|s| s.0),
+            test_accuracy: test_stats.map(|s| s.1),
+            seconds,
+            samples_per_second: self.train.len() as f64 / seconds.max(1e-9),
+        })
+    }
+
+    /// Loss and accuracy of the current parameters on the whole training set (in order).
+    pub fn evaluate_train_set(&mut self) -> Result<(f32, f32)> {
+        let batch = self.options.batch_size.min(self.train.len());
+        match &mut self.engine {
+            Engine::Gpu {
+                mlp, train, plans, ..
+            } => {
+                let ctx = mlp.context();
+                let mut enc = ctx.device.create_command_encoder(&Default::default());
+                mlp.encode_reset_metrics(&mut enc);
+                for offset in (0..train.len).step_by(batch) {
+                    let b = batch.min(train.len - offset);
+                    let p = plan_for(mlp, plans, train, 0, b)?;
+                    mlp.encode_eval_batch(&mut enc, train, &plans[p].2, offset)?;
+                }
+                mlp.encode_snapshot_states(&mut enc);
+                ctx.queue.submit([enc.finish()]);
+                let (_, ev) = mlp.read_snapshot()?;
+                Ok((ev.mean_loss(), ev.accuracy()))
+            }
+            Engine::Cpu(mlp) => evaluate_cpu(mlp, &self.train, batch),
+        }
+    }
+
+    /// The current flat parameters.
+    pub fn params(&self) -> Result<Vec<f32>> {
+        match &self.engine {
+            Engine::Gpu { mlp, .. } => mlp.params(),
+            Engine::Cpu(mlp) => Ok(mlp.params.clone()),
+        }
+    }
+
+    /// The current optimizer state.
+    pub fn optimizer_state(&self) -> Result<OptimizerState<f32>> {
+        match &self.engine {
+            Engine::Gpu { mlp, .. } => mlp.optimizer_state(),
+            Engine::Cpu(mlp) => Ok(mlp.state.clone()),
+        }
+    }
+
+    /// Restores parameters, optimizer state and the epoch count (to resume a run).
+    pub fn restore(
+        &mut self,
+        params: &[f32],
+        state: &OptimizerState<f32>,
+        epoch: usize,
+    ) -> Result<()> {
+        match &mut self.engine {
+            Engine::Gpu { mlp, .. } => {
+                mlp.set_params(params)?;
+                mlp.set_optimizer_state(state)?;
+            }
+            Engine::Cpu(mlp) => {
+                if params.len() != mlp.params.len() {
+                    return Err(Error::shape("parameters", mlp.params.len(), params.len()));
+                }
+                mlp.params = params.to_vec();
+                mlp.state = state.clone();
+            }
+        }
+        self.epoch = epoch;
+        Ok(())
+    }
+}
+
+fn check_data(
+    config: &MlpConfig,
+    train: &Dataset,
+    test: Option<&Dataset>,
+    options: &TrainOptions,
+) -> Result<()> {
+    config.validate()?;
+    if options.batch_size == 0 {
+        return Err(Error::config("--batch-size", "must be at least 1 (got 0)"));
+    }
+    if options.steps_per_submit == 0 {
+        return Err(Error::config("steps per submit", "must be at least 1"));
+    }
+    for (what, d) in std::iter::once(("training set", train)).chain(test.map(|t| ("test set", t))) {
+        if d.is_empty() {
+            return Err(Error::InvalidData {
+                what: what.into(),
+                message: "it has no samples".into(),
+            });
+        }
+        if d.n_features != config.input {
+            return Err(Error::shape(
+                what,
+                format!("{} features (the model's input width)", config.input),
+                d.n_features,
+            ));
+        }
+        if d.n_classes > config.output {
+            return Err(Error::shape(
+                what,
+                format!("at most {} classes (the model's outputs)", config.output),
+                d.n_classes,
+            ));
+        }
+        if let Some((i, v)) = d.features.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::InvalidData {
+                what: what.into(),
+                message: format!(
+                    "feature {} of sample {} is {v}; remove or impute non-finite values",
+                    i % d.n_features,
+                    i / d.n_features
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn plan_for<'p>(
+    mlp: &GpuMlp,
+    plans: &'p mut Vec<(usize, usize, GatherPlan)>,
+    data: &GpuDataset,
+    id: usize,
+    batch: usize,
+) -> Result<usize> {
+    if let Some(i) = plans.iter().position(|(d, b, _)| *d == id && *b == batch) {
+        return Ok(i);
+    }
+    plans.push((id, batch, mlp.gather_plan(data, batch)?));
+    Ok(plans.len() - 1)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gpu_epoch(
+    mlp: &mut GpuMlp,
+    train: &GpuDataset,
+    test: Option<&GpuDataset>,
+    plans: &mut Vec<(usize, usize, GatherPlan)>,
+    perm: &[u32],
+    batch: usize,
+    options: &TrainOptions,
+    epoch: usize,
+) -> Result<((f32, f32), Option<(f32, f32)>)> {
+    let ctx = mlp.context();
+    train.set_permutation(ctx, perm)?;
+    let n = train.len;
+    let steps: Vec<(usize, usize)> = (0..n)
+        .step_by(batch)
+        .map(|o| (o, batch.min(n - o)))
+        .collect();
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    mlp.encode_reset_metrics(&mut enc);
+    for (i, &(offset, b)) in steps.iter().enumerate() {
+        let p = plan_for(mlp, plans, train, 0, b)?;
+        mlp.encode_train_step(&mut enc, train, &plans[p].2, offset)?;
+        if (i + 1) % options.steps_per_submit == 0 && i + 1 < steps.len() {
+            let full = std::mem::replace(
+                &mut enc,
+                ctx.device.create_command_encoder(&Default::default()),
+            );
+            ctx.queue.submit([full.finish()]);
+        }
+    }
+    if let Some(test) = test {
+        let eval_batch = mlp.max_batch();
+        for offset in (0..test.len).step_by(eval_batch) {
+            let b = eval_batch.min(test.len - offset);
+            let p = plan_for(mlp, plans, test, 1, b)?;
+            mlp.encode_eval_batch(&mut enc, test, &plans[p].2, offset)?;
+        }
+    }
+    mlp.encode_snapshot_states(&mut enc);
+    ctx.queue.submit([enc.finish()]);
+    let (tr, ev) = mlp.read_snapshot()?;
+    ctx.check("training epoch")?;
+    if tr.diverged != 0 {
+        mlp.clear_divergence();
+        return Err(Error::Diverged {
+            epoch,
+            step: tr.bad_step as u64,
+            loss: tr.bad_loss,
+        });
+    }
+    let test_stats = test.map(|_| (ev.mean_loss(), ev.accuracy()));
+    Ok(((tr.mean_loss(), tr.accuracy()), test_stats))
+}
+
+fn cpu_epoch(
+    mlp: &mut CpuMlp<f32>,
+    train: &Dataset,
+    test: Option<&Dataset>,
+    perm: &[u32],
+    batch: usize,
+    epoch: usize,
+) -> Result<((f32, f32), Option<(f32, f32)>)> {
+    let d = train.n_features;
+    let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+    for chunk in perm.chunks(batch) {
+        let mut x = Vec::with_capacity(chunk.len() * d);
+        let mut y = Vec::with_capacity(chunk.len());
+        for &i in chunk {
+            x.extend_from_slice(train.row(i as usize));
+            y.push(train.labels[i as usize]);
+        }
+        let r: BatchLoss<f32> = mlp.train_step(&x, &y, chunk.len()).map_err(|e| match e {
+            Error::Diverged { step, loss, .. } => Error::Diverged { epoch, step, loss },
+            other => other,
+        })?;
+        loss_sum += r.loss as f64 * chunk.len() as f64;
+        correct += r.correct;
+    }
+    let n = train.len() as f64;
+    let test_stats = test.map(|t| evaluate_cpu(mlp, t, batch)).transpose()?;
+    Ok((
+        ((loss_sum / n) as f32, (correct as f64 / n) as f32),
+        test_stats,
+    ))
+}
+
+/// Mean loss and accuracy of `mlp` on `data`, in batches.
+pub fn evaluate_cpu(mlp: &CpuMlp<f32>, data: &Dataset, batch: usize) -> Result<(f32, f32)> {
+    let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+    let d = data.n_features;
+    for start in (0..data.len()).step_by(batch.max(1)) {
+        let b = batch.min(data.len() - start);
+        let x = &data.features[start * d..(start + b) * d];
+        let labels = &data.labels[start..start + b];
+        let logits = mlp.forward(x, b)?;
+        let (r, _) = crate::reference::loss_and_grad(mlp.config.loss, &logits, labels, b, false);
+        loss_sum += r.loss as f64 * b as f64;
+        correct += r.correct;
+    }
+    let n = data.len() as f64;
+    Ok(((loss_sum / n) as f32, (correct as f64 / n) as f32))
+}
