@@ -54,19 +54,25 @@ pub fn epoch_permutation(seed: u64, epoch: usize, n: usize) -> Vec<u32> {
     Rng::new(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).permutation(n)
 }
 
+/// (mean loss, accuracy).
+type Stats = (f32, f32);
+
+/// The GPU model with its resident datasets.
+pub struct GpuEngine<'c> {
+    /// The model.
+    pub mlp: GpuMlp<'c>,
+    /// Training set on the GPU.
+    pub train: GpuDataset,
+    /// Test set on the GPU.
+    pub test: Option<GpuDataset>,
+    /// Gather plans by (dataset: 0 train / 1 test, batch size).
+    plans: Vec<(usize, usize, GatherPlan)>,
+}
+
 /// Where the model lives.
 pub enum Engine<'c> {
     /// On the GPU, with the datasets resident there.
-    Gpu {
-        /// The model.
-        mlp: Box<GpuMlp<'c>>,
-        /// Training set on the GPU.
-        train: GpuDataset,
-        /// Test set on the GPU.
-        test: Option<GpuDataset>,
-        /// Gather plans: full training batch, last partial one, full and last test batch.
-        plans: Vec<(usize, usize, GatherPlan)>,
-    },
+    Gpu(Box<GpuEngine<'c>>),
     /// The CPU reference in f32.
     Cpu(Box<CpuMlp<f32>>),
 }
@@ -98,12 +104,12 @@ impl<'c> Trainer<'c> {
         let mlp = GpuMlp::new(ctx, config, optimizer, batch)?;
         let train_gpu = GpuDataset::upload(ctx, train)?;
         let test_gpu = test.map(|t| GpuDataset::upload(ctx, t)).transpose()?;
-        let engine = Engine::Gpu {
-            mlp: Box::new(mlp),
+        let engine = Engine::Gpu(Box::new(GpuEngine {
+            mlp,
             train: train_gpu,
             test: test_gpu,
             plans: Vec::new(),
-        };
+        }));
         Ok(Self::with_engine(engine, config, train, test, options))
     }
 
@@ -146,7 +152,7 @@ impl<'c> Trainer<'c> {
     /// A short name of where training runs.
     pub fn device_name(&self) -> String {
         match &self.engine {
-            Engine::Gpu { mlp, .. } => mlp.context().adapter_summary(),
+            Engine::Gpu(g) => g.mlp.context().adapter_summary(),
             Engine::Cpu(_) => "CPU reference (f32)".to_string(),
         }
     }
@@ -165,21 +171,24 @@ impl<'c> Trainer<'c> {
         let perm = epoch_permutation(self.seed, epoch, self.train.len());
         let batch = self.options.batch_size.min(self.train.len());
         let (train_stats, test_stats) = match &mut self.engine {
-            Engine::Gpu {
-                mlp,
-                train,
-                test,
-                plans,
-            } => gpu_epoch(
-                mlp,
-                train,
-                test.as_ref(),
-                plans,
-                &perm,
-                batch,
-                &self.options,
-                epoch,
-            )?,
+            Engine::Gpu(g) => {
+                let GpuEngine {
+                    mlp,
+                    train,
+                    test,
+                    plans,
+                } = &mut **g;
+                gpu_epoch(
+                    mlp,
+                    train,
+                    test.as_ref(),
+                    plans,
+                    &perm,
+                    batch,
+                    &self.options,
+                    epoch,
+                )?
+            }
             Engine::Cpu(mlp) => {
                 cpu_epoch(mlp, &self.train, self.test.as_ref(), &perm, batch, epoch)?
             }
@@ -201,9 +210,10 @@ impl<'c> Trainer<'c> {
     pub fn evaluate_train_set(&mut self) -> Result<(f32, f32)> {
         let batch = self.options.batch_size.min(self.train.len());
         match &mut self.engine {
-            Engine::Gpu {
-                mlp, train, plans, ..
-            } => {
+            Engine::Gpu(g) => {
+                let GpuEngine {
+                    mlp, train, plans, ..
+                } = &mut **g;
                 let ctx = mlp.context();
                 let mut enc = ctx.device.create_command_encoder(&Default::default());
                 mlp.encode_reset_metrics(&mut enc);
@@ -224,7 +234,7 @@ impl<'c> Trainer<'c> {
     /// The current flat parameters.
     pub fn params(&self) -> Result<Vec<f32>> {
         match &self.engine {
-            Engine::Gpu { mlp, .. } => mlp.params(),
+            Engine::Gpu(g) => g.mlp.params(),
             Engine::Cpu(mlp) => Ok(mlp.params.clone()),
         }
     }
@@ -232,7 +242,7 @@ impl<'c> Trainer<'c> {
     /// The current optimizer state.
     pub fn optimizer_state(&self) -> Result<OptimizerState<f32>> {
         match &self.engine {
-            Engine::Gpu { mlp, .. } => mlp.optimizer_state(),
+            Engine::Gpu(g) => g.mlp.optimizer_state(),
             Engine::Cpu(mlp) => Ok(mlp.state.clone()),
         }
     }
@@ -245,9 +255,9 @@ impl<'c> Trainer<'c> {
         epoch: usize,
     ) -> Result<()> {
         match &mut self.engine {
-            Engine::Gpu { mlp, .. } => {
-                mlp.set_params(params)?;
-                mlp.set_optimizer_state(state)?;
+            Engine::Gpu(g) => {
+                g.mlp.set_params(params)?;
+                g.mlp.set_optimizer_state(state)?;
             }
             Engine::Cpu(mlp) => {
                 if params.len() != mlp.params.len() {
@@ -310,9 +320,9 @@ fn check_data(
     Ok(())
 }
 
-fn plan_for<'p>(
+fn plan_for(
     mlp: &GpuMlp,
-    plans: &'p mut Vec<(usize, usize, GatherPlan)>,
+    plans: &mut Vec<(usize, usize, GatherPlan)>,
     data: &GpuDataset,
     id: usize,
     batch: usize,
@@ -334,7 +344,7 @@ fn gpu_epoch(
     batch: usize,
     options: &TrainOptions,
     epoch: usize,
-) -> Result<((f32, f32), Option<(f32, f32)>)> {
+) -> Result<(Stats, Option<Stats>)> {
     let ctx = mlp.context();
     train.set_permutation(ctx, perm)?;
     let n = train.len;
@@ -386,7 +396,7 @@ fn cpu_epoch(
     perm: &[u32],
     batch: usize,
     epoch: usize,
-) -> Result<((f32, f32), Option<(f32, f32)>)> {
+) -> Result<(Stats, Option<Stats>)> {
     let d = train.n_features;
     let (mut loss_sum, mut correct) = (0.0f64, 0usize);
     for chunk in perm.chunks(batch) {

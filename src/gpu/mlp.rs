@@ -11,28 +11,12 @@ use bytemuck::{Pod, Zeroable};
 use crate::Activation;
 use crate::config::{Layer, Loss, MlpConfig};
 use crate::error::{Error, Result};
-use crate::gpu::context::{GpuContext, grid_1d};
+use crate::gpu::context::GpuContext;
 use crate::gpu::dataset::GpuDataset;
 use crate::gpu::kernels::{Kernel, PipelineKey};
+use crate::gpu::layer::{LayerDims, matmul_grid};
 use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::reference::{BatchLoss, check_batch};
-
-/// Rows and columns of outputs one workgroup of the matmul kernels covers (8 × 8 invocations
-/// of 4 × 4 blocks).
-const TILE: usize = 32;
-
-/// The `Layer` uniform of `affine_act.wgsl` and `affine_backward.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-struct LayerDims {
-    batch: u32,
-    fan_in: u32,
-    fan_out: u32,
-    w_offset: u32,
-    b_offset: u32,
-    store_z: u32,
-    _pad: [u32; 2],
-}
 
 /// The `LossDims` uniform of `loss.wgsl`.
 #[repr(C)]
@@ -209,6 +193,14 @@ impl<'c> GpuMlp<'c> {
             });
         }
         let layers = config.layers();
+        // Every grid this model dispatches must fit the per-dimension workgroup limit.
+        for l in &layers {
+            matmul_grid(
+                max_batch,
+                l.fan_in.max(l.fan_out),
+                ctx.max_workgroups_per_dim,
+            )?;
+        }
         let bytes = |count: usize| (count * 4) as u64;
         let params_buf = ctx.storage_from("params", params);
         let grads = ctx.storage_zeroed("grads", bytes(n));
@@ -485,12 +477,9 @@ impl<'c> GpuMlp<'c> {
         Ok(GatherPlan { batch, groups })
     }
 
-    /// (x, y·z) workgroups for `rows × cols` outputs in TILE × TILE blocks.
+    /// Workgroups for `rows × cols` outputs (validated against the limit at creation).
     fn matmul_grid(&self, rows: usize, cols: usize) -> (u32, u32, u32) {
-        let max = self.ctx.max_workgroups_per_dim;
-        let gx = (cols.div_ceil(TILE) as u32).max(1);
-        let (gy, gz) = grid_1d(rows.div_ceil(TILE) as u32, max);
-        (gx.min(max), gy, gz)
+        matmul_grid(rows, cols, self.ctx.max_workgroups_per_dim).unwrap_or((1, 1, 1))
     }
 
     fn encode_forward(&self, pass: &mut wgpu::ComputePass, plan: &Plan, batch: usize, train: bool) {

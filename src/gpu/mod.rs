@@ -4,6 +4,7 @@ pub mod context;
 pub mod dataset;
 pub mod elementwise;
 pub mod kernels;
+pub mod layer;
 pub mod mlp;
 
 pub use context::{AdapterRequest, GpuContext, NO_ADAPTER_HINT};

@@ -1,0 +1,206 @@
+//! Whole-model gradients (CPU f64 analytic vs finite differences, GPU f32 vs CPU f64), the
+//! seed chapter's "an MLP without nonlinearities is one affine map", and bad input.
+
+mod common;
+
+use common::{gpu, rel_err_norm};
+use wgmlp::reference::CpuMlp;
+use wgmlp::rng::Rng;
+use wgmlp::{Activation, Error, GpuMlp, Loss, MlpConfig, OptimizerConfig};
+
+fn batch(seed: u64, n: usize, d: usize, classes: usize) -> (Vec<f32>, Vec<u32>) {
+    let mut rng = Rng::new(seed);
+    let x = (0..n * d).map(|_| rng.normal() as f32).collect();
+    let y = (0..n).map(|_| rng.below(classes as u64) as u32).collect();
+    (x, y)
+}
+
+fn to64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// Analytic gradients of the f64 reference against central differences of its loss, for
+/// every activation and both losses. h = 1e-6 gives truncation error h²·|L'''| ≈ 1e-12 and
+/// cancellation error ε·|L|/h ≈ 2e-10, so a relative error below 1e-6 in norm is a real check
+/// of the hand-derived backward pass.
+#[test]
+fn cpu_f64_gradients_match_finite_differences() {
+    let (x, y) = batch(1, 5, 3, 3);
+    let x = to64(&x);
+    for loss in [Loss::CrossEntropy, Loss::Mse] {
+        for (name, act) in Activation::all() {
+            let config = MlpConfig::new(3, &[4, 5], 3)
+                .with_activation(act)
+                .with_loss(loss)
+                .with_seed(11);
+            let mut mlp = CpuMlp::<f64>::new(&config, OptimizerConfig::sgd(0.1)).unwrap();
+            // Biases start at 0, so a sample whose first-layer ReLUs are all off would put the
+            // second layer exactly on the kink at 0, where a difference quotient straddles
+            // two slopes. Random biases keep every pre-activation away from the kinks.
+            let mut rng = Rng::new(17);
+            for p in mlp.params.iter_mut() {
+                *p += 0.3 * rng.normal();
+            }
+            let (_, analytic) = mlp.loss_and_gradients(&x, &y, 5).unwrap();
+            let h = 1e-6;
+            let mut fd = vec![0.0; analytic.len()];
+            for (i, fd_i) in fd.iter_mut().enumerate() {
+                let mut plus = mlp.clone();
+                plus.params[i] += h;
+                let mut minus = mlp.clone();
+                minus.params[i] -= h;
+                let lp = plus.loss_and_gradients(&x, &y, 5).unwrap().0.loss;
+                let lm = minus.loss_and_gradients(&x, &y, 5).unwrap().0.loss;
+                *fd_i = (lp - lm) / (2.0 * h);
+            }
+            let err = rel_err_norm(&analytic, &fd);
+            assert!(err < 1e-6, "{name} {loss}: relative error {err:e}");
+        }
+    }
+}
+
+/// GPU f32 gradients of a 13-29-17-5 model on a batch of 37 against the CPU f64 reference
+/// from the same parameters: relative error ≤ 1e-4 in norm (f32 carries ~6e-8 relative per
+/// operation; the longest reduction here has 37 terms, so ~1e-5 is expected).
+#[test]
+fn gpu_f32_gradients_match_cpu_f64() {
+    let ctx = gpu();
+    let (x, y) = batch(2, 37, 13, 5);
+    for loss in [Loss::CrossEntropy, Loss::Mse] {
+        for (name, act) in Activation::all() {
+            let config = MlpConfig::new(13, &[29, 17], 5)
+                .with_activation(act)
+                .with_loss(loss)
+                .with_seed(3);
+            let cpu = CpuMlp::<f64>::new(&config, OptimizerConfig::sgd(0.1)).unwrap();
+            let (want_loss, want) = cpu.loss_and_gradients(&to64(&x), &y, 37).unwrap();
+            let mut mlp = GpuMlp::new(ctx, &config, OptimizerConfig::sgd(0.1), 64).unwrap();
+            let (got_loss, got) = mlp.loss_and_gradients(&x, &y, 37).unwrap();
+            let err = rel_err_norm(&to64(&got), &want);
+            assert!(
+                err <= 1e-4,
+                "{name} {loss}: gradient relative error {err:e}"
+            );
+            let lerr = (got_loss.loss as f64 - want_loss.loss).abs() / want_loss.loss.abs();
+            assert!(
+                lerr <= 1e-5,
+                "{name} {loss}: loss {} vs {}",
+                got_loss.loss,
+                want_loss.loss
+            );
+            assert_eq!(
+                got_loss.correct, want_loss.correct,
+                "{name} {loss}: correct count"
+            );
+            // The forward pass agrees too.
+            let logits = mlp.forward(&x, 37).unwrap();
+            let want_logits = cpu.forward(&to64(&x), 37).unwrap();
+            let err = rel_err_norm(&to64(&logits), &want_logits);
+            assert!(err <= 1e-5, "{name} {loss}: logits relative error {err:e}");
+        }
+    }
+}
+
+/// Logits of ±1e4 neither overflow the log-sum-exp nor lose the answer.
+#[test]
+fn cross_entropy_is_stable_for_huge_logits() {
+    let ctx = gpu();
+    // A linear model whose bias sets the logits directly (zero weights).
+    let config = MlpConfig::new(1, &[], 3);
+    let mut params = vec![0.0f32; config.n_params()];
+    params[3..6].copy_from_slice(&[1e4, -1e4, 0.0]);
+    let mut mlp = GpuMlp::from_params(ctx, &config, OptimizerConfig::sgd(0.1), 4, &params).unwrap();
+    let (r, grads) = mlp.loss_and_gradients(&[0.0, 0.0], &[0, 1], 2).unwrap();
+    // loss = mean(0, 2e4) = 1e4 exactly; label 0 is right, label 1 wrong.
+    assert_eq!(r.loss, 1e4);
+    assert_eq!(r.correct, 1);
+    assert!(grads.iter().all(|g| g.is_finite()));
+    // d loss / d bias = mean over the batch of (softmax − onehot) = ((1−1) + 1, (0) + (0 − 1), 0) / 2
+    assert_eq!(&grads[3..6], &[0.5, -0.5, 0.0]);
+}
+
+/// The seed chapter: without nonlinearities, two affine layers are one, with W = W1·W2 and
+/// b = b1·W2 + b2.
+#[test]
+fn identity_mlp_equals_one_affine_layer() {
+    let ctx = gpu();
+    let config = MlpConfig::new(6, &[9], 4)
+        .with_activation(Activation::Identity)
+        .with_seed(5);
+    let p = config.init_params();
+    let l = config.layers();
+    let (w1, b1) = (
+        &p[l[0].w_offset..l[0].b_offset],
+        &p[l[0].b_offset..l[1].w_offset],
+    );
+    let (w2, b2) = (&p[l[1].w_offset..l[1].b_offset], &p[l[1].b_offset..]);
+    let (k, h, n) = (6, 9, 4);
+    let mut w = vec![0.0f64; k * n];
+    let mut b = vec![0.0f64; n];
+    for j in 0..n {
+        for m in 0..h {
+            for i in 0..k {
+                w[i * n + j] += w1[i * h + m] as f64 * w2[m * n + j] as f64;
+            }
+            b[j] += b1[m] as f64 * w2[m * n + j] as f64;
+        }
+        b[j] += b2[j] as f64;
+    }
+    let (x, _) = batch(6, 33, k, n);
+    let mut mlp = GpuMlp::new(ctx, &config, OptimizerConfig::sgd(0.1), 33).unwrap();
+    let got = mlp.forward(&x, 33).unwrap();
+    let mut want = vec![0.0f64; 33 * n];
+    for r in 0..33 {
+        for j in 0..n {
+            want[r * n + j] = b[j]
+                + (0..k)
+                    .map(|i| x[r * k + i] as f64 * w[i * n + j])
+                    .sum::<f64>();
+        }
+    }
+    let err = rel_err_norm(&to64(&got), &want);
+    assert!(err < 1e-5, "relative error {err:e}");
+}
+
+#[test]
+fn bad_input_is_a_typed_error_never_a_panic() {
+    let ctx = gpu();
+    let config = MlpConfig::new(3, &[4], 2);
+    let opt = OptimizerConfig::sgd(0.1);
+    // An empty layer.
+    let err = GpuMlp::new(ctx, &MlpConfig::new(3, &[0], 2), opt, 8)
+        .err()
+        .unwrap();
+    assert!(matches!(err, Error::Config { .. }), "{err}");
+    assert!(CpuMlp::<f32>::new(&MlpConfig::new(3, &[4, 0], 2), opt).is_err());
+    // Batch size 0.
+    assert!(matches!(
+        GpuMlp::new(ctx, &config, opt, 0).err().unwrap(),
+        Error::Config { .. }
+    ));
+    let mut mlp = GpuMlp::new(ctx, &config, opt, 8).unwrap();
+    let mut cpu = CpuMlp::<f32>::new(&config, opt).unwrap();
+    assert!(mlp.train_step(&[], &[], 0).is_err());
+    assert!(cpu.train_step(&[], &[], 0).is_err());
+    // Mismatched shapes: 2 rows need 6 values.
+    let err = mlp.train_step(&[0.0; 5], &[0, 1], 2).unwrap_err();
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
+    assert!(cpu.train_step(&[0.0; 5], &[0, 1], 2).is_err());
+    assert!(mlp.train_step(&[0.0; 6], &[0], 2).is_err());
+    // A batch larger than the buffers.
+    assert!(mlp.forward(&[0.0; 27], 9).is_err());
+    // Labels out of range.
+    let err = mlp.train_step(&[0.0; 6], &[0, 2], 2).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidData { .. }) && err.to_string().contains("label 2"),
+        "{err}"
+    );
+    assert!(cpu.train_step(&[0.0; 6], &[0, 2], 2).is_err());
+    // Wrong parameter count.
+    assert!(GpuMlp::from_params(ctx, &config, opt, 8, &[0.0; 3]).is_err());
+    // A non-positive learning rate.
+    assert!(GpuMlp::new(ctx, &config, OptimizerConfig::sgd(0.0), 8).is_err());
+    // NaN in a dataset.
+    let err = wgmlp::Dataset::new("nan", vec![0.0, f32::NAN, 1.0], vec![0], 3, 2).unwrap_err();
+    assert!(err.to_string().contains("NaN"), "{err}");
+}
