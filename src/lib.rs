@@ -17,10 +17,13 @@
 //! ```
 
 pub mod activation;
+pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod fsutil;
 pub mod gpu;
+pub mod infer;
 pub mod optim;
 pub mod plot;
 pub mod reference;

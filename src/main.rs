@@ -1,4 +1,4 @@
-//! The `wgmlp` command line: info, plot (and, as they land, train, eval, predict, bench).
+//! The `wgmlp` command line: info, train, eval, predict, plot.
 
 mod cli;
 
@@ -18,6 +18,12 @@ struct Cli {
 enum Command {
     /// List every adapter, and the features and limits of the one wgmlp would choose.
     Info(cli::info::InfoArgs),
+    /// Train an MLP (default: a built-in dataset, in seconds).
+    Train(Box<cli::train::TrainArgs>),
+    /// Loss, accuracy and confusion matrix of a saved model on labelled data.
+    Eval(cli::eval::EvalArgs),
+    /// Class predictions and probabilities of a saved model for a CSV of features.
+    Predict(cli::eval::PredictArgs),
     /// Plot each activation and its gradient (computed on the GPU) like the textbook's figures.
     Plot(cli::plot::PlotArgs),
 }
@@ -27,6 +33,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(args) => cli::info::run(&args),
+        Command::Train(args) => cli::train::run(&args),
+        Command::Eval(args) => cli::eval::run_eval(&args),
+        Command::Predict(args) => cli::eval::run_predict(&args),
         Command::Plot(args) => cli::plot::run(&args),
     };
     match result {

@@ -115,3 +115,49 @@ fn draw<DB: DrawingBackend>(
     }
     Ok(())
 }
+
+/// Draws a classifier's decision regions over a 2-D grid with the data points on top.
+///
+/// `classes[j * resolution + i]` is the predicted class at x = x_range.0 + (i + ½)·dx,
+/// y = y_range.0 + (j + ½)·dy; `points` are (x, y, label).
+pub fn decision_regions(
+    path: &Path,
+    x_range: (f64, f64),
+    y_range: (f64, f64),
+    resolution: usize,
+    classes: &[usize],
+    points: &[(f64, f64, usize)],
+) -> Result<()> {
+    let root = BitMapBackend::new(path, (700, 700)).into_drawing_area();
+    let draw = || -> std::result::Result<(), DrawingAreaErrorKind<_>> {
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(x_range.0..x_range.1, y_range.0..y_range.1)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("x1")
+            .y_desc("x2")
+            .label_style(("sans-serif", 16))
+            .draw()?;
+        let light = |c: usize| Palette99::pick(c).mix(0.25);
+        let dx = (x_range.1 - x_range.0) / resolution as f64;
+        let dy = (y_range.1 - y_range.0) / resolution as f64;
+        chart.draw_series((0..resolution * resolution).map(|k| {
+            let (i, j) = (k % resolution, k / resolution);
+            let x0 = x_range.0 + i as f64 * dx;
+            let y0 = y_range.0 + j as f64 * dy;
+            Rectangle::new([(x0, y0), (x0 + dx, y0 + dy)], light(classes[k]).filled())
+        }))?;
+        chart.draw_series(
+            points
+                .iter()
+                .map(|&(x, y, c)| Circle::new((x, y), 3, Palette99::pick(c).filled())),
+        )?;
+        root.present()
+    };
+    draw().map_err(|e| plot_err(path, e))
+}

@@ -1,4 +1,7 @@
 //! Subcommands of the `wgmlp` binary.
 
+pub mod common;
+pub mod eval;
 pub mod info;
 pub mod plot;
+pub mod train;

@@ -1,0 +1,193 @@
+//! `wgmlp eval` and `wgmlp predict`: use a saved model.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use wgmlp::checkpoint::{self, Checkpoint};
+use wgmlp::infer::{self, Device, DeviceChoice};
+use wgmlp::{Error, GpuContext, Loss, Result};
+
+use super::common::{Source, adapter_json, write_json};
+
+/// Options of `wgmlp eval`.
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// The model (safetensors written by `wgmlp train --save`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// IDX directory: the test files (t10k-*/test-*) are evaluated.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Labelled CSV to evaluate.
+    #[arg(long)]
+    pub test: Option<PathBuf>,
+    /// Built-in dataset whose test split is evaluated (with --seed).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Seed of a built-in dataset.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Print the per-class confusion matrix.
+    #[arg(long)]
+    pub confusion: bool,
+    /// Write the metrics as JSON.
+    #[arg(long)]
+    pub metrics_json: Option<PathBuf>,
+    /// auto, gpu or cpu.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+/// Options of `wgmlp predict`.
+#[derive(clap::Args, Debug)]
+pub struct PredictArgs {
+    /// The model (safetensors written by `wgmlp train --save`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// CSV of features (no label column, optional header).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// auto, gpu or cpu.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+fn open(model: &PathBuf, device: &str) -> Result<(Checkpoint, Option<GpuContext>)> {
+    let choice: DeviceChoice = device.parse()?;
+    if !model.exists() {
+        return Err(Error::io(
+            model,
+            "read",
+            std::io::Error::other("no such file; give a model written by `wgmlp train --save`"),
+        ));
+    }
+    let ckpt = checkpoint::load(model)?;
+    let ctx = infer::open_device(choice)?;
+    Ok((ckpt, ctx))
+}
+
+/// Runs `wgmlp eval`.
+pub fn run_eval(args: &EvalArgs) -> Result<()> {
+    let source = match (&args.data, &args.test, &args.dataset) {
+        (Some(d), None, None) => Source::Idx(d),
+        (None, Some(t), None) => Source::Csv(t, None),
+        (None, None, Some(n)) => Source::Builtin(n),
+        _ => {
+            return Err(Error::config(
+                "--data/--test/--dataset",
+                "give exactly one of --data DIR, --test FILE.csv or --dataset NAME",
+            ));
+        }
+    };
+    let (ckpt, ctx) = open(&args.model, &args.device)?;
+    let mut data = match source.load(args.seed)? {
+        (_, Some(test)) if !matches!(source, Source::Csv(..)) => test,
+        (train, _) => train,
+    };
+    let config = &ckpt.config;
+    if data.n_features != config.input {
+        let at = args
+            .test
+            .as_ref()
+            .or(args.data.as_ref())
+            .unwrap_or(&args.model);
+        return Err(Error::data(
+            at,
+            "row 1",
+            format!(
+                "has {} features but the model {} expects {}",
+                data.n_features,
+                args.model.display(),
+                config.input
+            ),
+        ));
+    }
+    if data.n_classes > config.output {
+        return Err(Error::InvalidData {
+            what: source.describe(),
+            message: format!(
+                "labels go up to {} but the model has {} outputs",
+                data.n_classes - 1,
+                config.output
+            ),
+        });
+    }
+    data.n_classes = config.output;
+    if let Some(norm) = &ckpt.normalization {
+        norm.apply_to(&mut data)?;
+    }
+    let device = match &ctx {
+        Some(c) => Device::Gpu(c),
+        None => Device::Cpu,
+    };
+    let ev = infer::evaluate(device, config, &ckpt.params, &data)?;
+    println!(
+        "{}: {} samples, loss {:.4}, accuracy {:.4} ({} on {})",
+        source.describe(),
+        data.len(),
+        ev.loss,
+        ev.accuracy,
+        config.describe(),
+        device.describe()
+    );
+    if args.confusion {
+        println!("confusion matrix (rows: true class, columns: predicted class)");
+        let header: Vec<String> = (0..config.output).map(|c| format!("{c:>6}")).collect();
+        println!("{:>6}{}", "", header.join(""));
+        for (c, row) in ev.confusion.iter().enumerate() {
+            let cells: Vec<String> = row.iter().map(|v| format!("{v:>6}")).collect();
+            println!("{c:>6}{}", cells.join(""));
+        }
+    }
+    if let Some(path) = &args.metrics_json {
+        write_json(
+            path,
+            &serde_json::json!({
+                "adapter": adapter_json(device),
+                "model": args.model.display().to_string(),
+                "data": source.describe(),
+                "samples": data.len(),
+                "loss": ev.loss,
+                "accuracy": ev.accuracy,
+                "confusion": ev.confusion,
+            }),
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs `wgmlp predict`: `index,class,p0,p1,...` on stdout (probabilities are the softmax of
+/// the outputs for cross-entropy models, the raw outputs for MSE models).
+pub fn run_predict(args: &PredictArgs) -> Result<()> {
+    let (ckpt, ctx) = open(&args.model, &args.device)?;
+    let config = &ckpt.config;
+    let (mut x, n, cols) = wgmlp::data::csv::read_features(&args.input, Some(config.input))?;
+    debug_assert_eq!(cols, config.input);
+    if let Some(norm) = &ckpt.normalization {
+        norm.apply(&mut x)?;
+    }
+    let device = match &ctx {
+        Some(c) => Device::Gpu(c),
+        None => Device::Cpu,
+    };
+    let logits = infer::logits(device, config, &ckpt.params, &x, n)?;
+    let probs = match config.loss {
+        Loss::CrossEntropy => infer::softmax_rows(&logits, config.output),
+        Loss::Mse => logits,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let header: Vec<String> = (0..config.output).map(|c| format!("p{c}")).collect();
+    let io = |e| Error::io("stdout", "write", e);
+    writeln!(out, "index,class,{}", header.join(",")).map_err(io)?;
+    for (i, row) in probs.chunks(config.output).enumerate() {
+        let cells: Vec<String> = row.iter().map(|p| format!("{p:.6}")).collect();
+        writeln!(
+            out,
+            "{i},{},{}",
+            wgmlp::reference::argmax(row),
+            cells.join(",")
+        )
+        .map_err(io)?;
+    }
+    out.flush().map_err(io)
+}
