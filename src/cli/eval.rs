@@ -52,8 +52,8 @@ pub struct PredictArgs {
     pub device: String,
 }
 
-fn open(model: &PathBuf, device: &str) -> Result<(Checkpoint, Option<GpuContext>)> {
-    let choice: DeviceChoice = device.parse()?;
+/// Loads the model; the device is opened later, once the input has been checked.
+fn load_model(model: &PathBuf) -> Result<Checkpoint> {
     if !model.exists() {
         return Err(Error::io(
             model,
@@ -61,9 +61,7 @@ fn open(model: &PathBuf, device: &str) -> Result<(Checkpoint, Option<GpuContext>
             std::io::Error::other("no such file; give a model written by `wgmlp train --save`"),
         ));
     }
-    let ckpt = checkpoint::load(model)?;
-    let ctx = infer::open_device(choice)?;
-    Ok((ckpt, ctx))
+    checkpoint::load(model)
 }
 
 /// Runs `wgmlp eval`.
@@ -79,7 +77,8 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
             ));
         }
     };
-    let (ckpt, ctx) = open(&args.model, &args.device)?;
+    let choice: DeviceChoice = args.device.parse()?;
+    let ckpt = load_model(&args.model)?;
     let mut data = match source.load(args.seed)? {
         (_, Some(test)) if !matches!(source, Source::Csv(..)) => test,
         (train, _) => train,
@@ -116,6 +115,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
     if let Some(norm) = &ckpt.normalization {
         norm.apply_to(&mut data)?;
     }
+    let ctx: Option<GpuContext> = infer::open_device(choice)?;
     let device = match &ctx {
         Some(c) => Device::Gpu(c),
         None => Device::Cpu,
@@ -159,13 +159,15 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
 /// Runs `wgmlp predict`: `index,class,p0,p1,...` on stdout (probabilities are the softmax of
 /// the outputs for cross-entropy models, the raw outputs for MSE models).
 pub fn run_predict(args: &PredictArgs) -> Result<()> {
-    let (ckpt, ctx) = open(&args.model, &args.device)?;
+    let choice: DeviceChoice = args.device.parse()?;
+    let ckpt = load_model(&args.model)?;
     let config = &ckpt.config;
     let (mut x, n, cols) = wgmlp::data::csv::read_features(&args.input, Some(config.input))?;
     debug_assert_eq!(cols, config.input);
     if let Some(norm) = &ckpt.normalization {
         norm.apply(&mut x)?;
     }
+    let ctx: Option<GpuContext> = infer::open_device(choice)?;
     let device = match &ctx {
         Some(c) => Device::Gpu(c),
         None => Device::Cpu,
