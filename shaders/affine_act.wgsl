@@ -7,10 +7,13 @@
 // Z (the pre-activation) is kept for the backward pass when store_z is 1: Swish, pReLU and
 // GELU need it, their gradients cannot be recovered from Y alone.
 //
-// Register blocking: each invocation computes a TM×TN = 4×4 block of outputs, one vec4 of
-// 4 columns per row, from 4 X values and 4 W values per step of k (16 multiply-adds for 8
-// loads). No workgroup memory and no barriers: on CPU adapters barriers are expensive, and
-// on GPUs the 4×4 block keeps the loads coalesced along the row of W.
+// Register blocking: each invocation computes a 4×4 block of outputs: 4 consecutive rows and
+// 4 columns strided by WG_X (lane lx of the workgroup owns columns lx, lx + 8, lx + 16, lx + 24
+// of its 32-wide tile). Neighbouring invocations therefore read neighbouring elements of W and
+// write neighbouring elements of Z and Y (coalesced on GPUs, one vector load on CPU adapters,
+// which run neighbouring invocations as SIMD lanes), while the 4 X values per step of k are the
+// same for a whole row of the workgroup (a broadcast). 16 multiply-adds per 8 loads; no
+// workgroup memory and no barriers (barriers are expensive on CPU adapters).
 // Edge blocks clamp their load indices and skip out-of-range stores, so any shape works.
 // The row tiles may spill from grid y into grid z when there are more than one grid row.
 //
@@ -51,13 +54,13 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let n = dims.fan_out;
     let tile_row = wid.y + wid.z * nwg.y;
     let row0 = (tile_row * WG_Y + lid.y) * TM;
-    let col0 = (wid.x * WG_X + lid.x) * TN;
+    let col0 = wid.x * WG_X * TN + lid.x;
     if row0 >= m || col0 >= n {
         return;
     }
     // Clamped rows and columns: out-of-range lanes compute duplicates that are never stored.
     let rows = min(vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(m - 1u)) * k_len;
-    let cols = min(vec4<u32>(col0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(n - 1u));
+    let cols = min(vec4<u32>(col0) + vec4<u32>(0u, 1u, 2u, 3u) * WG_X, vec4<u32>(n - 1u));
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
@@ -81,18 +84,20 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     store_row(row0 + 3u, col0, acc3 + bias);
 }
 
+// Stores columns col0, col0 + WG_X, col0 + 2·WG_X, col0 + 3·WG_X of one row.
 fn store_row(row: u32, col0: u32, zv: vec4<f32>) {
     if row >= dims.batch {
         return;
     }
     let yv = act4(zv, ACT_P);
-    let base = row * dims.fan_out + col0;
+    let base = row * dims.fan_out;
     for (var j = 0u; j < TN; j++) {
-        if col0 + j < dims.fan_out {
+        let col = col0 + j * WG_X;
+        if col < dims.fan_out {
             if dims.store_z != 0u {
-                z[base + j] = zv[j];
+                z[base + col] = zv[j];
             }
-            y[base + j] = yv[j];
+            y[base + col] = yv[j];
         }
     }
 }

@@ -8,7 +8,9 @@
 //   grad_input:    dZ_prev = (dZ·Wᵀ) ⊙ act'(Z_prev)         (skipped for the first layer)
 // so dZ = dY ⊙ act'(Z) is fused into the product that makes dY: each element of dZ is
 // computed once, in the epilogue of grad_input, with ACT set to the *previous* layer's
-// activation. Both kernels use the same 4×4 register blocking as affine_act.wgsl.
+// activation. Both kernels use the same 4×4 register blocking as affine_act.wgsl: 4
+// consecutive rows and 4 columns strided by WG_X per invocation, so neighbouring invocations
+// touch neighbouring columns.
 //
 // Bindings (group 0), entry `grad_weights`
 //   0 x:      array<f32>  read        [batch × fan_in]   (this layer's input)
@@ -56,12 +58,12 @@ fn grad_weights(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let n = dims.fan_out;
     let tile_row = wid.y + wid.z * nwg.y;
     let k0 = (tile_row * WG_Y + lid.y) * TB;
-    let n0 = (wid.x * WG_X + lid.x) * TB;
+    let n0 = wid.x * WG_X * TB + lid.x;
     if k0 >= k_len || n0 >= n {
         return;
     }
     let ks = min(vec4<u32>(k0) + LANES, vec4<u32>(k_len - 1u));
-    let ns = min(vec4<u32>(n0) + LANES, vec4<u32>(n - 1u));
+    let ns = min(vec4<u32>(n0) + LANES * WG_X, vec4<u32>(n - 1u));
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
@@ -84,21 +86,24 @@ fn grad_weights(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     store_dw(k0 + 3u, n0, acc3);
     if k0 == 0u {
         for (var j = 0u; j < TB; j++) {
-            if n0 + j < n {
-                grads[dims.b_offset + n0 + j] = dbias[j];
+            let col = n0 + j * WG_X;
+            if col < n {
+                grads[dims.b_offset + col] = dbias[j];
             }
         }
     }
 }
 
+// Stores columns n0, n0 + WG_X, n0 + 2·WG_X, n0 + 3·WG_X of row k of dW.
 fn store_dw(k: u32, n0: u32, v: vec4<f32>) {
     if k >= dims.fan_in {
         return;
     }
-    let base = dims.w_offset + k * dims.fan_out + n0;
+    let base = dims.w_offset + k * dims.fan_out;
     for (var j = 0u; j < TB; j++) {
-        if n0 + j < dims.fan_out {
-            grads[base + j] = v[j];
+        let col = n0 + j * WG_X;
+        if col < dims.fan_out {
+            grads[base + col] = v[j];
         }
     }
 }
@@ -113,12 +118,12 @@ fn grad_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let n = dims.fan_out;
     let tile_row = wid.y + wid.z * nwg.y;
     let b0 = (tile_row * WG_Y + lid.y) * TB;
-    let k0 = (wid.x * WG_X + lid.x) * TB;
+    let k0 = wid.x * WG_X * TB + lid.x;
     if b0 >= m || k0 >= k_len {
         return;
     }
     let rows = min(vec4<u32>(b0) + LANES, vec4<u32>(m - 1u)) * n;
-    let wrows = dims.w_offset + min(vec4<u32>(k0) + LANES, vec4<u32>(k_len - 1u)) * n;
+    let wrows = dims.w_offset + min(vec4<u32>(k0) + LANES * WG_X, vec4<u32>(k_len - 1u)) * n;
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
@@ -137,18 +142,19 @@ fn grad_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     store_dx(b0 + 3u, k0, acc3);
 }
 
+// Stores columns k0, k0 + WG_X, k0 + 2·WG_X, k0 + 3·WG_X of row b of dZ_prev.
 fn store_dx(b: u32, k0: u32, dy: vec4<f32>) {
     if b >= dims.batch {
         return;
     }
-    let base = b * dims.fan_in + k0;
-    let ks = min(vec4<u32>(k0) + LANES, vec4<u32>(dims.fan_in - 1u));
-    let zr = b * dims.fan_in;
-    let zv = vec4<f32>(z_prev[zr + ks.x], z_prev[zr + ks.y], z_prev[zr + ks.z], z_prev[zr + ks.w]);
+    let base = b * dims.fan_in;
+    let ks = min(vec4<u32>(k0) + LANES * WG_X, vec4<u32>(dims.fan_in - 1u));
+    let zv = vec4<f32>(z_prev[base + ks.x], z_prev[base + ks.y], z_prev[base + ks.z], z_prev[base + ks.w]);
     let g = dy * act_grad4(zv, ACT_P);
     for (var j = 0u; j < TB; j++) {
-        if k0 + j < dims.fan_in {
-            dz_prev[base + j] = g[j];
+        let col = k0 + j * WG_X;
+        if col < dims.fan_in {
+            dz_prev[base + col] = g[j];
         }
     }
 }
