@@ -39,7 +39,14 @@ fn main() -> Result<()> {
         config.describe(),
         ctx.adapter_summary()
     );
-    let mut trainer = Trainer::gpu(&ctx, &config, OptimizerConfig::sgd(0.1), &train, Some(&test), options)?;
+    let mut trainer = Trainer::gpu(
+        &ctx,
+        &config,
+        OptimizerConfig::sgd(0.1),
+        &train,
+        Some(&test),
+        options,
+    )?;
     for _ in 0..epochs {
         let m = trainer.run_epoch()?;
         println!(

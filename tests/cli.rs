@@ -58,9 +58,17 @@ fn assert_bad(args: &[&str], parts: &[&str]) {
     assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
     assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(lines.len(), 1, "{args:?}: expected one error line, got:\n{err}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?}: expected one error line, got:\n{err}"
+    );
     for p in parts {
-        assert!(lines[0].contains(p), "{args:?}: {:?} does not mention {p:?}", lines[0]);
+        assert!(
+            lines[0].contains(p),
+            "{args:?}: {:?} does not mention {p:?}",
+            lines[0]
+        );
     }
 }
 
@@ -85,7 +93,13 @@ fn idx_dir(name: &str) -> PathBuf {
     let d = scratch(name);
     let (tx, ty) = images(300, 1);
     let (vx, vy) = images(90, 2);
-    idx::write_images_u8(&d.join("train-images-idx3-ubyte.gz"), &[300, 4, 4], &tx, true).unwrap();
+    idx::write_images_u8(
+        &d.join("train-images-idx3-ubyte.gz"),
+        &[300, 4, 4],
+        &tx,
+        true,
+    )
+    .unwrap();
     idx::write_labels(&d.join("train-labels-idx1-ubyte"), &ty, false).unwrap();
     idx::write_images_u8(&d.join("t10k-images-idx3-ubyte"), &[90, 4, 4], &vx, false).unwrap();
     idx::write_labels(&d.join("t10k-labels-idx1-ubyte.gz"), &vy, true).unwrap();
@@ -93,7 +107,10 @@ fn idx_dir(name: &str) -> PathBuf {
 }
 
 fn parse_after(text: &str, key: &str) -> f64 {
-    let i = text.find(key).unwrap_or_else(|| panic!("{key:?} not in {text}")) + key.len();
+    let i = text
+        .find(key)
+        .unwrap_or_else(|| panic!("{key:?} not in {text}"))
+        + key.len();
     text[i..]
         .split(|c: char| c != '.' && !c.is_ascii_digit())
         .find(|t| !t.is_empty())
@@ -116,7 +133,10 @@ fn independent_forward(model: &Path, x: &[f32], n: usize) -> Vec<Vec<f64>> {
             .collect();
         (t.shape().to_vec(), v)
     };
-    let mut rows: Vec<Vec<f64>> = x.chunks(x.len() / n).map(|r| r.iter().map(|&v| v as f64).collect()).collect();
+    let mut rows: Vec<Vec<f64>> = x
+        .chunks(x.len() / n)
+        .map(|r| r.iter().map(|&v| v as f64).collect())
+        .collect();
     let mut l = 0;
     while st.tensor(&format!("{l}.weight")).is_ok() {
         let (shape, w) = floats(&format!("{l}.weight"));
@@ -142,20 +162,43 @@ fn independent_forward(model: &Path, x: &[f32], n: usize) -> Vec<Vec<f64>> {
 #[test]
 fn readme_main_command_trains_the_builtin_dataset_to_097() {
     let d = scratch("main");
-    let (m, c, b) = (d.join("m.json"), d.join("curves.png"), d.join("boundary.png"));
-    let out = wgmlp(&["train", "--metrics-json", s(&m), "--plot", s(&c), "--plot-boundary", s(&b)]);
+    let (m, c, b) = (
+        d.join("m.json"),
+        d.join("curves.png"),
+        d.join("boundary.png"),
+    );
+    let out = wgmlp(&[
+        "train",
+        "--metrics-json",
+        s(&m),
+        "--plot",
+        s(&c),
+        "--plot-boundary",
+        s(&b),
+    ]);
     let err = stderr(&out);
     let stdout = ok(out);
     let acc = parse_after(&stdout, "test accuracy ");
     assert!(acc >= 0.97, "test accuracy {acc}\n{stdout}");
     assert!(stdout.contains(" on "), "names the device: {stdout}");
-    assert!(err.contains("epoch 100/100"), "one line per epoch when not a terminal:\n{err}");
+    assert!(
+        err.contains("epoch 100/100"),
+        "one line per epoch when not a terminal:\n{err}"
+    );
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
     for key in ["adapter", "config", "epochs", "final"] {
         assert!(json.get(key).is_some(), "metrics JSON lacks {key}: {json}");
     }
     let e = &json["epochs"][0];
-    for key in ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds", "samples_per_second"] {
+    for key in [
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "test_loss",
+        "test_accuracy",
+        "seconds",
+        "samples_per_second",
+    ] {
         assert!(e.get(key).is_some(), "epoch entry lacks {key}: {e}");
     }
     assert!(json["final"]["test_accuracy"].as_f64().unwrap() >= 0.97);
@@ -169,15 +212,44 @@ fn readme_main_command_trains_the_builtin_dataset_to_097() {
 fn idx_directory_train_eval_predict_agree_with_the_cpu_reference() {
     let d = idx_dir("idx");
     let model = d.join("m.safetensors");
-    let common = ["--hidden", "16", "--epochs", "8", "--batch-size", "32", "--lr", "0.5", "--normalize", "standard"];
+    let common = [
+        "--hidden",
+        "16",
+        "--epochs",
+        "8",
+        "--batch-size",
+        "32",
+        "--lr",
+        "0.5",
+        "--normalize",
+        "standard",
+    ];
     let mut args = vec!["train", "--data", s(&d), "--save", s(&model)];
     args.extend(common);
     let stdout = ok(wgmlp(&args));
     assert!(parse_after(&stdout, "test accuracy ") > 0.9, "{stdout}");
     // eval on the GPU and on the CPU reference give the same numbers.
-    let gpu = ok(wgmlp(&["eval", "--model", s(&model), "--data", s(&d), "--confusion"]));
-    let cpu = ok(wgmlp(&["eval", "--model", s(&model), "--data", s(&d), "--device", "cpu"]));
-    let (ga, ca) = (parse_after(&gpu, "accuracy "), parse_after(&cpu, "accuracy "));
+    let gpu = ok(wgmlp(&[
+        "eval",
+        "--model",
+        s(&model),
+        "--data",
+        s(&d),
+        "--confusion",
+    ]));
+    let cpu = ok(wgmlp(&[
+        "eval",
+        "--model",
+        s(&model),
+        "--data",
+        s(&d),
+        "--device",
+        "cpu",
+    ]));
+    let (ga, ca) = (
+        parse_after(&gpu, "accuracy "),
+        parse_after(&cpu, "accuracy "),
+    );
     let (gl, cl) = (parse_after(&gpu, "loss "), parse_after(&cpu, "loss "));
     assert_eq!(ga, ca, "{gpu}\n{cpu}");
     assert!((gl - cl).abs() <= 1e-3 * cl.max(1e-3), "{gpu}\n{cpu}");
@@ -188,12 +260,30 @@ fn idx_directory_train_eval_predict_agree_with_the_cpu_reference() {
     let input = d.join("x.csv");
     let mut csv_text = String::new();
     for r in feats.chunks(16) {
-        csv_text += &r.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",");
+        csv_text += &r
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         csv_text += "\n";
     }
     std::fs::write(&input, csv_text).unwrap();
-    let pred = ok(wgmlp(&["predict", "--model", s(&model), "--input", s(&input)]));
-    let pred_cpu = ok(wgmlp(&["predict", "--model", s(&model), "--input", s(&input), "--device", "cpu"]));
+    let pred = ok(wgmlp(&[
+        "predict",
+        "--model",
+        s(&model),
+        "--input",
+        s(&input),
+    ]));
+    let pred_cpu = ok(wgmlp(&[
+        "predict",
+        "--model",
+        s(&model),
+        "--input",
+        s(&input),
+        "--device",
+        "cpu",
+    ]));
     let lines: Vec<&str> = pred.lines().collect();
     assert!(lines[0].starts_with("index,class,p0,p1,p2"), "{}", lines[0]);
     assert_eq!(lines.len(), 91);
@@ -214,12 +304,31 @@ fn csv_train_eval_predict_and_an_independent_reader_of_the_checkpoint() {
     let d = scratch("csv");
     let train: Dataset = synthetic::circles(400, 0.05, 3);
     let test: Dataset = synthetic::circles(100, 0.05, 4);
-    let (tp, vp, model) = (d.join("train.csv"), d.join("test.csv"), d.join("m.safetensors"));
+    let (tp, vp, model) = (
+        d.join("train.csv"),
+        d.join("test.csv"),
+        d.join("m.safetensors"),
+    );
     csv::write_labeled(&tp, &train).unwrap();
     csv::write_labeled(&vp, &test).unwrap();
     let stdout = ok(wgmlp(&[
-        "train", "--train", s(&tp), "--test", s(&vp), "--hidden", "16,16", "--optimizer", "adam",
-        "--lr", "0.02", "--epochs", "40", "--batch-size", "32", "--save", s(&model),
+        "train",
+        "--train",
+        s(&tp),
+        "--test",
+        s(&vp),
+        "--hidden",
+        "16,16",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.02",
+        "--epochs",
+        "40",
+        "--batch-size",
+        "32",
+        "--save",
+        s(&model),
     ]));
     assert!(parse_after(&stdout, "test accuracy ") >= 0.95, "{stdout}");
     let ev = ok(wgmlp(&["eval", "--model", s(&model), "--test", s(&vp)]));
@@ -231,7 +340,13 @@ fn csv_train_eval_predict_and_an_independent_reader_of_the_checkpoint() {
         t += &format!("{},{}\n", test.row(i)[0], test.row(i)[1]);
     }
     std::fs::write(&input, t).unwrap();
-    let pred = ok(wgmlp(&["predict", "--model", s(&model), "--input", s(&input)]));
+    let pred = ok(wgmlp(&[
+        "predict",
+        "--model",
+        s(&model),
+        "--input",
+        s(&input),
+    ]));
     let reference = independent_forward(&model, &test.features, test.len());
     for (line, logits) in pred.lines().skip(1).zip(&reference) {
         let cells: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
@@ -240,7 +355,10 @@ fn csv_train_eval_predict_and_an_independent_reader_of_the_checkpoint() {
         let mx = logits[best];
         let z: f64 = logits.iter().map(|l| (l - mx).exp()).sum();
         for (c, l) in logits.iter().enumerate() {
-            assert!((cells[2 + c] - (l - mx).exp() / z).abs() < 1e-5, "{line} vs {logits:?}");
+            assert!(
+                (cells[2 + c] - (l - mx).exp() / z).abs() < 1e-5,
+                "{line} vs {logits:?}"
+            );
         }
     }
 }
@@ -248,8 +366,22 @@ fn csv_train_eval_predict_and_an_independent_reader_of_the_checkpoint() {
 #[test]
 fn resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
     let d = scratch("resume");
-    let (a, b, c) = (d.join("a.safetensors"), d.join("b.safetensors"), d.join("c.safetensors"));
-    let base = ["train", "--dataset", "spirals", "--hidden", "32", "--optimizer", "adamw", "--checkpoint-every", "2"];
+    let (a, b, c) = (
+        d.join("a.safetensors"),
+        d.join("b.safetensors"),
+        d.join("c.safetensors"),
+    );
+    let base = [
+        "train",
+        "--dataset",
+        "spirals",
+        "--hidden",
+        "32",
+        "--optimizer",
+        "adamw",
+        "--checkpoint-every",
+        "2",
+    ];
     let run = |extra: &[&str]| {
         let mut args = base.to_vec();
         args.extend(extra);
@@ -258,7 +390,10 @@ fn resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
     run(&["--epochs", "2", "--save", s(&a)]);
     run(&["--epochs", "5", "--resume", s(&a), "--save", s(&b)]);
     run(&["--epochs", "5", "--save", s(&c)]);
-    let (cb, cc) = (wgmlp::checkpoint::load(&b).unwrap(), wgmlp::checkpoint::load(&c).unwrap());
+    let (cb, cc) = (
+        wgmlp::checkpoint::load(&b).unwrap(),
+        wgmlp::checkpoint::load(&c).unwrap(),
+    );
     assert_eq!(cb.params, cc.params, "parameters differ after resuming");
     let (tb, tc) = (cb.training.unwrap(), cc.training.unwrap());
     assert_eq!((tb.epoch, tb.state.step), (5, tc.state.step));
@@ -270,12 +405,27 @@ fn bad_idx_files_are_one_line_errors_with_exit_code_2() {
     let d = idx_dir("badidx");
     let images = d.join("t10k-images-idx3-ubyte");
     let good = std::fs::read(&images).unwrap();
-    let train = |_: ()| vec!["train".to_string(), "--data".into(), s(&d).into(), "--epochs".into(), "1".into()];
+    let train = |_: ()| {
+        vec![
+            "train".to_string(),
+            "--data".into(),
+            s(&d).into(),
+            "--epochs".into(),
+            "1".into(),
+        ]
+    };
     let cases: Vec<(Vec<u8>, &str)> = vec![
         ([&[9u8, 9][..], &good[2..]].concat(), "not an IDX"),
         (good[..good.len() - 7].to_vec(), "t10k-images"),
         ([&good[..], &[1, 2, 3]].concat(), "t10k-images"),
-        ({ let mut g = good.clone(); g[3] = 2; g }, "t10k-images"),
+        (
+            {
+                let mut g = good.clone();
+                g[3] = 2;
+                g
+            },
+            "t10k-images",
+        ),
     ];
     for (bytes, part) in cases {
         std::fs::write(&images, bytes).unwrap();
@@ -287,7 +437,11 @@ fn bad_idx_files_are_one_line_errors_with_exit_code_2() {
     // A corrupt gzip stream: a valid gzip header followed by garbage.
     let gz = d.join("train-images-idx3-ubyte.gz");
     let original = std::fs::read(&gz).unwrap();
-    std::fs::write(&gz, [&original[..10], &[0xde, 0xad, 0xbe, 0xef, 1, 2, 3][..]].concat()).unwrap();
+    std::fs::write(
+        &gz,
+        [&original[..10], &[0xde, 0xad, 0xbe, 0xef, 1, 2, 3][..]].concat(),
+    )
+    .unwrap();
     assert_bad(&["train", "--data", s(&d)], &["train-images", "gzip"]);
     std::fs::write(&gz, &original).unwrap();
     // Image and label counts that differ.
@@ -318,39 +472,100 @@ fn bad_csv_files_are_one_line_errors_naming_row_and_column() {
 fn bad_models_outputs_and_resumes_never_panic_or_lose_files() {
     let d = scratch("badmodel");
     let model = d.join("m.safetensors");
-    ok(wgmlp(&["train", "--epochs", "3", "--hidden", "8", "--save", s(&model), "--checkpoint-every", "3"]));
+    ok(wgmlp(&[
+        "train",
+        "--epochs",
+        "3",
+        "--hidden",
+        "8",
+        "--save",
+        s(&model),
+        "--checkpoint-every",
+        "3",
+    ]));
     let saved = std::fs::read(&model).unwrap();
     // Feature count that does not match the model, at eval and at predict.
     let f = d.join("three.csv");
     std::fs::write(&f, "0,1,2,3\n1,2,3,4\n").unwrap();
-    assert_bad(&["eval", "--model", s(&model), "--test", s(&f)], &["three.csv", "expects 2"]);
+    assert_bad(
+        &["eval", "--model", s(&model), "--test", s(&f)],
+        &["three.csv", "expects 2"],
+    );
     std::fs::write(&f, "1,2,3\n4,5,6\n").unwrap();
-    assert_bad(&["predict", "--model", s(&model), "--input", s(&f)], &["three.csv", "2"]);
+    assert_bad(
+        &["predict", "--model", s(&model), "--input", s(&f)],
+        &["three.csv", "2"],
+    );
     // Labels the model cannot output.
     std::fs::write(&f, "7,0.1,0.2\n").unwrap();
-    assert_bad(&["eval", "--model", s(&model), "--test", s(&f)], &["labels", "3 outputs"]);
+    assert_bad(
+        &["eval", "--model", s(&model), "--test", s(&f)],
+        &["labels", "3 outputs"],
+    );
     // A corrupt model file.
     let bad = d.join("bad.safetensors");
     std::fs::write(&bad, b"definitely not safetensors").unwrap();
-    assert_bad(&["eval", "--model", s(&bad), "--dataset", "spirals"], &["bad.safetensors"]);
+    assert_bad(
+        &["eval", "--model", s(&bad), "--dataset", "spirals"],
+        &["bad.safetensors"],
+    );
     std::fs::write(&bad, &saved[..saved.len() / 2]).unwrap();
-    assert_bad(&["predict", "--model", s(&bad), "--input", s(&f)], &["bad.safetensors"]);
+    assert_bad(
+        &["predict", "--model", s(&bad), "--input", s(&f)],
+        &["bad.safetensors"],
+    );
     // A model from a different architecture on --resume.
     assert_bad(
-        &["train", "--resume", s(&model), "--hidden", "32", "--epochs", "4"],
+        &[
+            "train",
+            "--resume",
+            s(&model),
+            "--hidden",
+            "32",
+            "--epochs",
+            "4",
+        ],
         &["m.safetensors", "2-8-3", "2-32-3"],
     );
     // --resume of a missing file; an output path that cannot be written.
-    assert_bad(&["train", "--resume", s(&d.join("missing.safetensors"))], &["missing.safetensors"]);
-    assert_bad(&["train", "--save", "/nonexistent-dir/m.safetensors"], &["/nonexistent-dir"]);
+    assert_bad(
+        &["train", "--resume", s(&d.join("missing.safetensors"))],
+        &["missing.safetensors"],
+    );
+    assert_bad(
+        &["train", "--save", "/nonexistent-dir/m.safetensors"],
+        &["/nonexistent-dir"],
+    );
     assert_bad(&["train", "--metrics-json", s(&d)], &["directory"]);
     // A run that fails (the loss diverges) leaves the existing checkpoint untouched.
     assert_bad(
-        &["train", "--hidden", "8", "--lr", "1e9", "--loss", "mse", "--optimizer", "sgd", "--save", s(&model)],
+        &[
+            "train",
+            "--hidden",
+            "8",
+            "--lr",
+            "1e9",
+            "--loss",
+            "mse",
+            "--optimizer",
+            "sgd",
+            "--save",
+            s(&model),
+        ],
         &["diverged", "step"],
     );
-    assert_eq!(std::fs::read(&model).unwrap(), saved, "the checkpoint was changed by a failed run");
-    assert!(std::fs::read_dir(&d).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains(".tmp-")));
+    assert_eq!(
+        std::fs::read(&model).unwrap(),
+        saved,
+        "the checkpoint was changed by a failed run"
+    );
+    assert!(
+        std::fs::read_dir(&d).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".tmp-"))
+    );
     // Unknown names are usage errors too.
     assert_bad(&["train", "--activation", "softmax"], &["softmax"]);
     assert_bad(&["train", "--dataset", "mnist"], &["mnist"]);

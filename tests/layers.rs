@@ -4,6 +4,7 @@
 mod common;
 
 use common::gpu;
+use wgmlp::gpu::kernels::MatmulVariant;
 use wgmlp::gpu::layer::{self, Shape};
 use wgmlp::rng::Rng;
 use wgmlp::{Activation, GpuContext};
@@ -47,13 +48,40 @@ fn case(seed: u64, m: usize, k: usize, n: usize) -> Case {
     }
 }
 
+/// Both matmul variants where the shape allows vec4 columns, else the scalar one.
+fn variants(c: &Case) -> Vec<MatmulVariant> {
+    if c.shape.fan_out % 4 == 0 {
+        vec![MatmulVariant::Scalar, MatmulVariant::Vec4]
+    } else {
+        vec![MatmulVariant::Scalar]
+    }
+}
+
 fn check_forward(ctx: &GpuContext, act: Activation, c: &Case, what: &str) {
+    for v in variants(c) {
+        check_forward_with(ctx, v, act, c, &format!("{what} ({v:?})"));
+    }
+}
+
+fn check_backward(ctx: &GpuContext, act: Activation, c: &Case, what: &str) {
+    for v in variants(c) {
+        check_backward_with(ctx, v, act, c, &format!("{what} ({v:?})"));
+    }
+}
+
+fn check_forward_with(
+    ctx: &GpuContext,
+    variant: MatmulVariant,
+    act: Activation,
+    c: &Case,
+    what: &str,
+) {
     let Shape {
         batch: m,
         fan_in: k,
         fan_out: n,
     } = c.shape;
-    let (z, y) = layer::forward(ctx, act, c.shape, &c.x, &c.w, &c.b).unwrap();
+    let (z, y) = layer::forward_with(ctx, variant, act, c.shape, &c.x, &c.w, &c.b).unwrap();
     let mut want_z = vec![0.0f64; m * n];
     let mut tol = vec![0.0f64; m * n];
     for r in 0..m {
@@ -86,7 +114,13 @@ fn check_forward(ctx: &GpuContext, act: Activation, c: &Case, what: &str) {
     }
 }
 
-fn check_backward(ctx: &GpuContext, act: Activation, c: &Case, what: &str) {
+fn check_backward_with(
+    ctx: &GpuContext,
+    variant: MatmulVariant,
+    act: Activation,
+    c: &Case,
+    what: &str,
+) {
     let Shape {
         batch: m,
         fan_in: k,
@@ -95,7 +129,7 @@ fn check_backward(ctx: &GpuContext, act: Activation, c: &Case, what: &str) {
     let mut rng = Rng::new(99);
     let dz = random(&mut rng, m * n, 0.1);
     let z_prev = random(&mut rng, m * k, 2.0);
-    let g = layer::backward(ctx, act, c.shape, &c.x, &c.w, &dz, &z_prev).unwrap();
+    let g = layer::backward_with(ctx, variant, act, c.shape, &c.x, &c.w, &dz, &z_prev).unwrap();
     // dW = Xᵀ·dZ: a sum over the batch.
     let (mut want_dw, mut tol_dw) = (vec![0.0f64; k * n], vec![0.0f64; k * n]);
     let (mut want_db, mut tol_db) = (vec![0.0f64; n], vec![0.0f64; n]);
@@ -194,6 +228,35 @@ fn layer_256x784_to_256_the_textbook_hidden_layer() {
     }
 }
 
+/// vec4 columns with edge tiles: 60 columns (a partial 64-wide tile), 4 columns (one vec4),
+/// and 130 rows (a partial 64-row tile).
+#[test]
+fn layer_vec4_columns_with_partial_tiles() {
+    let ctx = gpu();
+    for (m, k, n) in [(1, 1, 4), (130, 7, 60), (65, 33, 68)] {
+        let c = case(10 + n as u64, m, k, n);
+        for act in [
+            Activation::Relu,
+            Activation::GeluTanh,
+            Activation::Elu { alpha: 1.0 },
+        ] {
+            check_forward(ctx, act, &c, &format!("{m}x{k}->{n}"));
+            check_backward(ctx, act, &c, &format!("{m}x{k}->{n}"));
+        }
+    }
+    let c = case(9, 3, 3, 5);
+    let err = layer::forward_with(
+        ctx,
+        MatmulVariant::Vec4,
+        Activation::Relu,
+        c.shape,
+        &c.x,
+        &c.w,
+        &c.b,
+    );
+    assert!(err.is_err(), "vec4 needs fan_out % 4 == 0");
+}
+
 #[test]
 fn layer_256x256_to_10_the_textbook_output_layer() {
     let ctx = gpu();
@@ -203,22 +266,22 @@ fn layer_256x256_to_10_the_textbook_output_layer() {
 }
 
 /// Batches past one grid row: the per-dimension limit is lowered to 2 workgroups so the row
-/// blocks spill from grid y into grid z (197 rows = 7 row blocks of 32).
+/// blocks spill from grid y into grid z (197 rows = 7 row blocks of 32, 4 of 64).
 #[test]
 fn layer_batch_past_one_workgroup_grid_row() {
     let mut ctx = GpuContext::new().expect("adapter");
     ctx.max_workgroups_per_dim = 2;
-    let c = case(5, 197, 45, 61);
+    let c = case(5, 197, 45, 64);
     for act in [
         Activation::Relu,
         Activation::Sigmoid,
         Activation::Prelu { alpha: 0.25 },
     ] {
-        check_forward(&ctx, act, &c, "197x45->61 on a 2-wide grid");
-        check_backward(&ctx, act, &c, "197x45->61 on a 2-wide grid");
+        check_forward(&ctx, act, &c, "197x45->64 on a 2-wide grid");
+        check_backward(&ctx, act, &c, "197x45->64 on a 2-wide grid");
     }
     // Columns that would need more workgroups than a grid row allows are an error, not a wrong answer.
-    let wide = case(6, 4, 3, 65);
+    let wide = case(6, 4, 3, 129);
     let err = layer::forward(
         &ctx,
         Activation::Relu,

@@ -14,6 +14,8 @@ pub const ELEMENTWISE_WGSL: &str = include_str!("../../shaders/elementwise.wgsl"
 pub const AFFINE_ACT_WGSL: &str = include_str!("../../shaders/affine_act.wgsl");
 /// `shaders/affine_backward.wgsl`.
 pub const AFFINE_BACKWARD_WGSL: &str = include_str!("../../shaders/affine_backward.wgsl");
+/// `shaders/affine_vec4.wgsl`.
+pub const AFFINE_VEC4_WGSL: &str = include_str!("../../shaders/affine_vec4.wgsl");
 /// `shaders/loss.wgsl`.
 pub const LOSS_WGSL: &str = include_str!("../../shaders/loss.wgsl");
 /// `shaders/optim.wgsl`.
@@ -27,6 +29,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("elementwise.wgsl", ELEMENTWISE_WGSL),
     ("affine_act.wgsl", AFFINE_ACT_WGSL),
     ("affine_backward.wgsl", AFFINE_BACKWARD_WGSL),
+    ("affine_vec4.wgsl", AFFINE_VEC4_WGSL),
     ("loss.wgsl", LOSS_WGSL),
     ("optim.wgsl", OPTIM_WGSL),
     ("gather.wgsl", GATHER_WGSL),
@@ -58,6 +61,10 @@ pub enum Kernel {
     GradWeights,
     /// dZ_prev = (dZ·Wᵀ) ⊙ act'(Z_prev).
     GradInput,
+    /// [`Kernel::AffineForward`] with vec4 columns (fan_out a multiple of 4).
+    AffineForwardVec4,
+    /// [`Kernel::GradWeights`] with vec4 columns (fan_out a multiple of 4).
+    GradWeightsVec4,
     /// Softmax cross-entropy or MSE, with dLoss/dlogits and running metrics.
     Loss,
     /// Advances the optimizer's step counter.
@@ -77,6 +84,8 @@ impl Kernel {
         Kernel::AffineForward,
         Kernel::GradWeights,
         Kernel::GradInput,
+        Kernel::AffineForwardVec4,
+        Kernel::GradWeightsVec4,
         Kernel::Loss,
         Kernel::OptTick,
         Kernel::OptUpdate,
@@ -92,6 +101,8 @@ impl Kernel {
             Kernel::AffineForward => "affine_act.forward",
             Kernel::GradWeights => "affine_backward.grad_weights",
             Kernel::GradInput => "affine_backward.grad_input",
+            Kernel::AffineForwardVec4 => "affine_vec4.forward",
+            Kernel::GradWeightsVec4 => "affine_vec4.grad_weights",
             Kernel::Loss => "loss.loss",
             Kernel::OptTick => "optim.tick",
             Kernel::OptUpdate => "optim.update",
@@ -108,6 +119,8 @@ impl Kernel {
             Kernel::AffineForward => "forward",
             Kernel::GradWeights => "grad_weights",
             Kernel::GradInput => "grad_input",
+            Kernel::AffineForwardVec4 => "forward",
+            Kernel::GradWeightsVec4 => "grad_weights",
             Kernel::Loss => "loss",
             Kernel::OptTick => "tick",
             Kernel::OptUpdate => "update",
@@ -125,6 +138,9 @@ impl Kernel {
             Kernel::GradWeights | Kernel::GradInput => {
                 format!("{ACTIVATIONS_WGSL}\n{AFFINE_BACKWARD_WGSL}")
             }
+            Kernel::AffineForwardVec4 | Kernel::GradWeightsVec4 => {
+                format!("{ACTIVATIONS_WGSL}\n{AFFINE_VEC4_WGSL}")
+            }
             Kernel::Loss => LOSS_WGSL.to_string(),
             Kernel::OptTick | Kernel::OptUpdate => OPTIM_WGSL.to_string(),
             Kernel::Gather => GATHER_WGSL.to_string(),
@@ -137,7 +153,7 @@ impl Kernel {
         match self {
             Kernel::ActForward | Kernel::Copy => &[(0, Read), (1, ReadWrite), (2, Uniform)],
             Kernel::ActBackward => &[(0, Read), (3, Read), (1, ReadWrite), (2, Uniform)],
-            Kernel::AffineForward => &[
+            Kernel::AffineForward | Kernel::AffineForwardVec4 => &[
                 (0, Read),
                 (1, Read),
                 (2, ReadWrite),
@@ -145,6 +161,7 @@ impl Kernel {
                 (4, Uniform),
             ],
             Kernel::GradWeights => &[(0, Read), (1, Read), (2, ReadWrite), (5, Uniform)],
+            Kernel::GradWeightsVec4 => &[(0, Read), (5, Read), (6, ReadWrite), (4, Uniform)],
             Kernel::GradInput => &[
                 (1, Read),
                 (3, Read),
@@ -188,6 +205,8 @@ impl Kernel {
                 | Kernel::AffineForward
                 | Kernel::GradWeights
                 | Kernel::GradInput
+                | Kernel::AffineForwardVec4
+                | Kernel::GradWeightsVec4
         )
     }
 
@@ -343,4 +362,51 @@ pub fn workgroup_bytes(module: &naga::Module) -> u32 {
         .filter(|(_, v)| v.space == naga::AddressSpace::WorkGroup)
         .map(|(_, v)| layouter[v.ty].size)
         .sum()
+}
+
+/// Which core the layer kernels use: chosen per layer from its shape, or forced with the
+/// environment variable `WGMLP_MATMUL=scalar|vec4` (`auto`, the default, picks vec4 whenever
+/// the layer's fan_out and parameter offsets are multiples of 4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulVariant {
+    /// Scalar loads, 4×4 outputs per invocation, 32×32 per workgroup: every shape.
+    Scalar,
+    /// vec4 loads along the columns, 8×8 outputs per invocation, 64×64 per workgroup.
+    Vec4,
+}
+
+impl MatmulVariant {
+    /// The variant for a layer with these dimensions and parameter offsets.
+    pub fn for_layer(fan_out: usize, w_offset: usize, b_offset: usize) -> MatmulVariant {
+        let fits = fan_out % 4 == 0 && w_offset % 4 == 0 && b_offset % 4 == 0;
+        match std::env::var("WGMLP_MATMUL").ok().as_deref().map(str::trim) {
+            Some("scalar") => MatmulVariant::Scalar,
+            _ if fits => MatmulVariant::Vec4,
+            _ => MatmulVariant::Scalar,
+        }
+    }
+
+    /// Output rows and columns one workgroup covers.
+    pub fn tile(self) -> usize {
+        match self {
+            MatmulVariant::Scalar => 32,
+            MatmulVariant::Vec4 => 64,
+        }
+    }
+
+    /// The forward kernel.
+    pub fn forward_kernel(self) -> Kernel {
+        match self {
+            MatmulVariant::Scalar => Kernel::AffineForward,
+            MatmulVariant::Vec4 => Kernel::AffineForwardVec4,
+        }
+    }
+
+    /// The dW/db kernel.
+    pub fn grad_weights_kernel(self) -> Kernel {
+        match self {
+            MatmulVariant::Scalar => Kernel::GradWeights,
+            MatmulVariant::Vec4 => Kernel::GradWeightsVec4,
+        }
+    }
 }

@@ -8,10 +8,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::gpu::context::{GpuContext, grid_1d};
-use crate::gpu::kernels::{Kernel, PipelineKey};
-
-/// Output rows and columns one workgroup of the matmul kernels covers.
-pub const TILE: usize = 32;
+use crate::gpu::kernels::{Kernel, MatmulVariant, PipelineKey};
 
 /// The `Layer` uniform of `affine_act.wgsl` and `affine_backward.wgsl`.
 #[repr(C)]
@@ -26,18 +23,18 @@ pub(crate) struct LayerDims {
     pub _pad: [u32; 2],
 }
 
-/// (x, y, z) workgroups for `rows × cols` outputs in TILE × TILE blocks; row blocks spill
+/// (x, y, z) workgroups for `rows × cols` outputs in `tile × tile` blocks; row blocks spill
 /// from y into z past `max_dim`. Errors if the columns alone need more than `max_dim`.
-pub fn matmul_grid(rows: usize, cols: usize, max_dim: u32) -> Result<(u32, u32, u32)> {
-    let gx = (cols.div_ceil(TILE) as u32).max(1);
+pub fn matmul_grid(rows: usize, cols: usize, tile: usize, max_dim: u32) -> Result<(u32, u32, u32)> {
+    let gx = (cols.div_ceil(tile) as u32).max(1);
     if gx > max_dim {
         return Err(Error::shape(
             "matmul grid",
-            format!("at most {} columns", max_dim as usize * TILE),
+            format!("at most {} columns", max_dim as usize * tile),
             cols,
         ));
     }
-    let (gy, gz) = grid_1d(rows.div_ceil(TILE) as u32, max_dim);
+    let (gy, gz) = grid_1d(rows.div_ceil(tile) as u32, max_dim);
     Ok((gx, gy, gz))
 }
 
@@ -88,6 +85,22 @@ impl Shape {
         Ok(())
     }
 
+    fn check_variant(&self, variant: MatmulVariant) -> Result<()> {
+        if variant == MatmulVariant::Vec4 && self.fan_out % 4 != 0 {
+            return Err(Error::shape(
+                "vec4 matmul",
+                "fan_out a multiple of 4",
+                self.fan_out,
+            ));
+        }
+        Ok(())
+    }
+
+    /// The matmul core this shape runs on.
+    pub fn variant(&self) -> MatmulVariant {
+        MatmulVariant::for_layer(self.fan_out, 0, self.fan_in * self.fan_out)
+    }
+
     fn dims(&self, store_z: u32) -> LayerDims {
         LayerDims {
             batch: self.batch as u32,
@@ -107,7 +120,7 @@ fn params_of(w: &[f32], b: &[f32]) -> Vec<f32> {
     p
 }
 
-/// Fused forward on the GPU: returns (Z, Y).
+/// Fused forward on the GPU with the variant chosen for the shape: returns (Z, Y).
 pub fn forward(
     ctx: &GpuContext,
     act: Activation,
@@ -116,19 +129,39 @@ pub fn forward(
     w: &[f32],
     b: &[f32],
 ) -> Result<(Vec<f32>, Vec<f32>)> {
+    forward_with(ctx, shape.variant(), act, shape, x, w, b)
+}
+
+/// Fused forward on the GPU with a given matmul variant: returns (Z, Y).
+pub fn forward_with(
+    ctx: &GpuContext,
+    variant: MatmulVariant,
+    act: Activation,
+    shape: Shape,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+) -> Result<(Vec<f32>, Vec<f32>)> {
     shape.check(x, w, b)?;
+    shape.check_variant(variant)?;
     let out = shape.batch * shape.fan_out;
     let xb = ctx.storage_from("layer.x", x);
     let pb = ctx.storage_from("layer.params", &params_of(w, b));
     let zb = ctx.storage_zeroed("layer.z", (out * 4) as u64);
     let yb = ctx.storage_zeroed("layer.y", (out * 4) as u64);
     let dims = ctx.uniform("layer.dims", &shape.dims(1));
-    let pipe = ctx.pipeline(&PipelineKey::with_activation(Kernel::AffineForward, act))?;
+    let kernel = variant.forward_kernel();
+    let pipe = ctx.pipeline(&PipelineKey::with_activation(kernel, act))?;
     let group = ctx.bind_group(
-        Kernel::AffineForward,
+        kernel,
         &[(0, &xb), (1, &pb), (2, &zb), (3, &yb), (4, &dims)],
     );
-    let (gx, gy, gz) = matmul_grid(shape.batch, shape.fan_out, ctx.max_workgroups_per_dim)?;
+    let (gx, gy, gz) = matmul_grid(
+        shape.batch,
+        shape.fan_out,
+        variant.tile(),
+        ctx.max_workgroups_per_dim,
+    )?;
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     {
         let mut pass = enc.begin_compute_pass(&Default::default());
@@ -142,7 +175,6 @@ pub fn forward(
 
 /// Backward on the GPU from this layer's dZ: dW, db and the previous layer's dZ (with
 /// `act_prev`'s derivative at `z_prev` fused in; pass Identity and X for a plain dX).
-#[allow(clippy::too_many_arguments)]
 pub fn backward(
     ctx: &GpuContext,
     act_prev: Activation,
@@ -152,8 +184,24 @@ pub fn backward(
     d_z: &[f32],
     z_prev: &[f32],
 ) -> Result<LayerGrads> {
+    backward_with(ctx, shape.variant(), act_prev, shape, x, w, d_z, z_prev)
+}
+
+/// [`backward`] with a given matmul variant for dW and db.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_with(
+    ctx: &GpuContext,
+    variant: MatmulVariant,
+    act_prev: Activation,
+    shape: Shape,
+    x: &[f32],
+    w: &[f32],
+    d_z: &[f32],
+    z_prev: &[f32],
+) -> Result<LayerGrads> {
     let zero_b = vec![0.0; shape.fan_out];
     shape.check(x, w, &zero_b)?;
+    shape.check_variant(variant)?;
     if d_z.len() != shape.batch * shape.fan_out || z_prev.len() != x.len() {
         return Err(Error::shape(
             "layer backward",
@@ -173,22 +221,27 @@ pub fn backward(
     let gb = ctx.storage_zeroed("layer.grads", (n_params * 4) as u64);
     let dxb = ctx.storage_zeroed("layer.dz_prev", (x.len() * 4) as u64);
     let dims = ctx.uniform("layer.dims", &shape.dims(1));
+    let gw_kernel = variant.grad_weights_kernel();
     let gw_pipe = ctx.pipeline(&PipelineKey::with_activation(
-        Kernel::GradWeights,
+        gw_kernel,
         Activation::Identity,
     ))?;
     let gi_pipe = ctx.pipeline(&PipelineKey::with_activation(Kernel::GradInput, act_prev))?;
-    let gw = ctx.bind_group(
-        Kernel::GradWeights,
-        &[(0, &xb), (1, &dzb), (2, &gb), (5, &dims)],
-    );
+    let gw = match variant {
+        MatmulVariant::Scalar => {
+            ctx.bind_group(gw_kernel, &[(0, &xb), (1, &dzb), (2, &gb), (5, &dims)])
+        }
+        MatmulVariant::Vec4 => {
+            ctx.bind_group(gw_kernel, &[(0, &xb), (5, &dzb), (6, &gb), (4, &dims)])
+        }
+    };
     let gi = ctx.bind_group(
         Kernel::GradInput,
         &[(1, &dzb), (3, &pb), (4, &zpb), (6, &dxb), (5, &dims)],
     );
     let max = ctx.max_workgroups_per_dim;
-    let gw_grid = matmul_grid(shape.fan_in, shape.fan_out, max)?;
-    let gi_grid = matmul_grid(shape.batch, shape.fan_in, max)?;
+    let gw_grid = matmul_grid(shape.fan_in, shape.fan_out, variant.tile(), max)?;
+    let gi_grid = matmul_grid(shape.batch, shape.fan_in, MatmulVariant::Scalar.tile(), max)?;
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     {
         let mut pass = enc.begin_compute_pass(&Default::default());

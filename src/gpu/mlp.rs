@@ -13,7 +13,7 @@ use crate::config::{Layer, Loss, MlpConfig};
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::dataset::GpuDataset;
-use crate::gpu::kernels::{Kernel, PipelineKey};
+use crate::gpu::kernels::{Kernel, MatmulVariant, PipelineKey};
 use crate::gpu::layer::{LayerDims, matmul_grid};
 use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::reference::{BatchLoss, check_batch};
@@ -139,7 +139,8 @@ pub struct GpuMlp<'c> {
     dz: Vec<wgpu::Buffer>,
     forward_pipes: Vec<Arc<wgpu::ComputePipeline>>,
     grad_input_pipes: Vec<Option<Arc<wgpu::ComputePipeline>>>,
-    grad_weights_pipe: Arc<wgpu::ComputePipeline>,
+    grad_weights_pipes: Vec<Arc<wgpu::ComputePipeline>>,
+    variants: Vec<MatmulVariant>,
     loss_pipe: Arc<wgpu::ComputePipeline>,
     tick_pipe: Arc<wgpu::ComputePipeline>,
     update_pipe: Arc<wgpu::ComputePipeline>,
@@ -193,11 +194,16 @@ impl<'c> GpuMlp<'c> {
             });
         }
         let layers = config.layers();
+        let variants: Vec<MatmulVariant> = layers
+            .iter()
+            .map(|l| MatmulVariant::for_layer(l.fan_out, l.w_offset, l.b_offset))
+            .collect();
         // Every grid this model dispatches must fit the per-dimension workgroup limit.
         for l in &layers {
             matmul_grid(
                 max_batch,
                 l.fan_in.max(l.fan_out),
+                32,
                 ctx.max_workgroups_per_dim,
             )?;
         }
@@ -244,10 +250,20 @@ impl<'c> GpuMlp<'c> {
         let dz = layers.iter().map(|l| act_buf("dz", l.fan_out)).collect();
         let forward_pipes = layers
             .iter()
-            .map(|l| {
+            .zip(&variants)
+            .map(|(l, v)| {
                 ctx.pipeline(&PipelineKey::with_activation(
-                    Kernel::AffineForward,
+                    v.forward_kernel(),
                     l.activation,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let grad_weights_pipes = variants
+            .iter()
+            .map(|v| {
+                ctx.pipeline(&PipelineKey::with_activation(
+                    v.grad_weights_kernel(),
+                    Activation::Identity,
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -262,9 +278,9 @@ impl<'c> GpuMlp<'c> {
                     .map(Some),
             })
             .collect::<Result<Vec<_>>>()?;
-        let identity = |k| PipelineKey::with_activation(k, Activation::Identity);
         Ok(GpuMlp {
-            grad_weights_pipe: ctx.pipeline(&identity(Kernel::GradWeights))?,
+            grad_weights_pipes,
+            variants,
             loss_pipe: ctx.pipeline(&PipelineKey::new(Kernel::Loss))?,
             tick_pipe: ctx.pipeline(&PipelineKey::new(Kernel::OptTick))?,
             update_pipe: ctx.pipeline(&PipelineKey::new(Kernel::OptUpdate))?,
@@ -367,7 +383,7 @@ impl<'c> GpuMlp<'c> {
                 (&eval_dims, &mut plan.forward_eval),
             ] {
                 out.push(ctx.bind_group(
-                    Kernel::AffineForward,
+                    self.variants[l].forward_kernel(),
                     &[
                         (0, input),
                         (1, &self.params),
@@ -377,15 +393,27 @@ impl<'c> GpuMlp<'c> {
                     ],
                 ));
             }
-            plan.grad_weights.push(ctx.bind_group(
-                Kernel::GradWeights,
-                &[
-                    (0, input),
-                    (1, &self.dz[l]),
-                    (2, &self.grads),
-                    (5, &train_dims),
-                ],
-            ));
+            let gw = self.variants[l].grad_weights_kernel();
+            plan.grad_weights.push(match self.variants[l] {
+                MatmulVariant::Scalar => ctx.bind_group(
+                    gw,
+                    &[
+                        (0, input),
+                        (1, &self.dz[l]),
+                        (2, &self.grads),
+                        (5, &train_dims),
+                    ],
+                ),
+                MatmulVariant::Vec4 => ctx.bind_group(
+                    gw,
+                    &[
+                        (0, input),
+                        (5, &self.dz[l]),
+                        (6, &self.grads),
+                        (4, &train_dims),
+                    ],
+                ),
+            });
             plan.grad_input.push((l > 0).then(|| {
                 ctx.bind_group(
                     Kernel::GradInput,
@@ -477,9 +505,15 @@ impl<'c> GpuMlp<'c> {
         Ok(GatherPlan { batch, groups })
     }
 
-    /// Workgroups for `rows × cols` outputs (validated against the limit at creation).
-    fn matmul_grid(&self, rows: usize, cols: usize) -> (u32, u32, u32) {
-        matmul_grid(rows, cols, self.ctx.max_workgroups_per_dim).unwrap_or((1, 1, 1))
+    /// Workgroups for `rows × cols` outputs in `tile`-sized blocks (validated against the
+    /// limit at creation, for the smallest tile).
+    fn matmul_grid(&self, rows: usize, cols: usize, tile: usize) -> (u32, u32, u32) {
+        matmul_grid(rows, cols, tile, self.ctx.max_workgroups_per_dim).unwrap_or((1, 1, 1))
+    }
+
+    /// The matmul core of each layer.
+    pub fn variants(&self) -> &[MatmulVariant] {
+        &self.variants
     }
 
     fn encode_forward(&self, pass: &mut wgpu::ComputePass, plan: &Plan, batch: usize, train: bool) {
@@ -489,7 +523,7 @@ impl<'c> GpuMlp<'c> {
             &plan.forward_eval
         };
         for (l, layer) in self.layers.iter().enumerate() {
-            let (x, y, z) = self.matmul_grid(batch, layer.fan_out);
+            let (x, y, z) = self.matmul_grid(batch, layer.fan_out, self.variants[l].tile());
             pass.set_pipeline(&self.forward_pipes[l]);
             pass.set_bind_group(0, &groups[l], &[]);
             pass.dispatch_workgroups(x, y, z);
@@ -509,12 +543,12 @@ impl<'c> GpuMlp<'c> {
 
     fn encode_backward(&self, pass: &mut wgpu::ComputePass, plan: &Plan, batch: usize) {
         for (l, layer) in self.layers.iter().enumerate().rev() {
-            let (x, y, z) = self.matmul_grid(layer.fan_in, layer.fan_out);
-            pass.set_pipeline(&self.grad_weights_pipe);
+            let (x, y, z) = self.matmul_grid(layer.fan_in, layer.fan_out, self.variants[l].tile());
+            pass.set_pipeline(&self.grad_weights_pipes[l]);
             pass.set_bind_group(0, &plan.grad_weights[l], &[]);
             pass.dispatch_workgroups(x, y, z);
             if let (Some(pipe), Some(group)) = (&self.grad_input_pipes[l], &plan.grad_input[l]) {
-                let (x, y, z) = self.matmul_grid(batch, layer.fan_in);
+                let (x, y, z) = self.matmul_grid(batch, layer.fan_in, 32);
                 pass.set_pipeline(pipe);
                 pass.set_bind_group(0, group, &[]);
                 pass.dispatch_workgroups(x, y, z);
