@@ -149,6 +149,13 @@ impl BenchOptions {
             ..Self::full()
         }
     }
+
+    /// Adds the 4096³ layer, for hardware GPUs (the fp32 BLAS comparison; far too slow on a
+    /// software adapter).
+    pub fn with_large_layer(mut self) -> Self {
+        self.layers.push((shape(4096, 4096, 4096), 5));
+        self
+    }
 }
 
 #[cfg(test)]
