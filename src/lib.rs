@@ -17,6 +17,7 @@
 //! ```
 
 pub mod activation;
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

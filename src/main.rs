@@ -1,4 +1,4 @@
-//! The `wgmlp` command line: info, train, eval, predict, plot.
+//! The `wgmlp` command line: info, train, eval, predict, plot, bench.
 
 mod cli;
 
@@ -26,6 +26,8 @@ enum Command {
     Predict(cli::eval::PredictArgs),
     /// Plot each activation and its gradient (computed on the GPU) like the textbook's figures.
     Plot(cli::plot::PlotArgs),
+    /// Measure kernels, layers, training and fixed costs on the chosen adapter.
+    Bench(cli::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => cli::eval::run_eval(&args),
         Command::Predict(args) => cli::eval::run_predict(&args),
         Command::Plot(args) => cli::plot::run(&args),
+        Command::Bench(args) => cli::bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! Subcommands of the `wgmlp` binary.
 
+pub mod bench;
 pub mod common;
 pub mod eval;
 pub mod info;

@@ -8,7 +8,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernels::{Kernel, PipelineKey};
+use crate::gpu::kernels::{Dispatch, Kernel, PipelineKey};
 
 /// Invocations per workgroup in `elementwise.wgsl` (each handles one vec4).
 pub const WORKGROUP_SIZE: u32 = 256;
@@ -39,14 +39,36 @@ pub fn encode(
     if len == 0 {
         return Ok(());
     }
+    let dispatch = prepare(ctx, kernel, act, inputs, output, len)?;
+    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: Some(kernel.name()),
+        timestamp_writes: None,
+    });
+    dispatch.record(&mut pass);
+    Ok(())
+}
+
+/// Builds (without recording) the elementwise dispatch [`encode`] records: pipeline, bind
+/// group and grid over `len` floats (at least 1), to be recorded into passes many times.
+pub fn prepare(
+    ctx: &GpuContext,
+    kernel: Kernel,
+    act: Activation,
+    inputs: &[&wgpu::Buffer],
+    output: &wgpu::Buffer,
+    len: u64,
+) -> Result<Dispatch> {
     let n_vec4 = len.div_ceil(4);
-    let n_vec4_u32 = u32::try_from(n_vec4).map_err(|_| {
-        Error::shape(
-            kernel.name(),
-            format!("at most {} floats", u32::MAX as u64 * 4),
-            len,
-        )
-    })?;
+    let n_vec4_u32 = u32::try_from(n_vec4)
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| {
+            Error::shape(
+                kernel.name(),
+                format!("1 to {} floats", u32::MAX as u64 * 4),
+                len,
+            )
+        })?;
     let key = if kernel.uses_activation() {
         PipelineKey::with_activation(kernel, act)
     } else {
@@ -77,14 +99,7 @@ pub fn encode(
     };
     let workgroups = n_vec4_u32.div_ceil(WORKGROUP_SIZE);
     let (gx, gy) = ctx.grid_1d(workgroups);
-    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-        label: Some(kernel.name()),
-        timestamp_writes: None,
-    });
-    pass.set_pipeline(&pipeline);
-    pass.set_bind_group(0, &bind, &[]);
-    pass.dispatch_workgroups(gx, gy, 1);
-    Ok(())
+    Ok(Dispatch::new(kernel, pipeline, bind, (gx, gy, 1)))
 }
 
 /// y = f(x) on the GPU.

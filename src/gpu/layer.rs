@@ -8,7 +8,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::gpu::context::{GpuContext, grid_1d};
-use crate::gpu::kernels::{Kernel, MatmulVariant, PipelineKey};
+use crate::gpu::kernels::{Dispatch, Kernel, MatmulVariant, PipelineKey};
 
 /// The `Layer` uniform of `affine_act.wgsl` and `affine_backward.wgsl`.
 #[repr(C)]
@@ -120,7 +120,207 @@ fn params_of(w: &[f32], b: &[f32]) -> Vec<f32> {
     p
 }
 
-/// Fused forward on the GPU with the variant chosen for the shape: returns (Z, Y).
+/// One layer resident on the GPU: its buffers and its forward and backward dispatches, built
+/// once so they can be recorded any number of times (the host functions below, benchmarks).
+///
+/// Buffers: X [batch × fan_in], parameters (W then b), Z and Y [batch × fan_out], dZ
+/// [batch × fan_out], Z_prev [batch × fan_in], gradients (dW then db) and dZ_prev
+/// [batch × fan_in]. dZ and Z_prev start at zero; see [`ResidentLayer::write_backward_inputs`].
+pub struct ResidentLayer {
+    shape: Shape,
+    z: wgpu::Buffer,
+    y: wgpu::Buffer,
+    d_z: wgpu::Buffer,
+    z_prev: wgpu::Buffer,
+    grads: wgpu::Buffer,
+    d_z_prev: wgpu::Buffer,
+    forward: Dispatch,
+    grad_weights: Dispatch,
+    grad_input: Dispatch,
+}
+
+impl ResidentLayer {
+    /// Uploads X, W and b. The forward applies `act` (and writes Z too when `store_z`, as
+    /// training does); the backward fuses `act_prev`'s derivative into dZ_prev. The matmul
+    /// core is the one the shape gets in a model ([`Shape::variant`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        ctx: &GpuContext,
+        act: Activation,
+        act_prev: Activation,
+        shape: Shape,
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+        store_z: bool,
+    ) -> Result<Self> {
+        Self::with_variant(ctx, shape.variant(), act, act_prev, shape, x, w, b, store_z)
+    }
+
+    /// [`ResidentLayer::new`] with a given matmul core for the forward and dW/db.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_variant(
+        ctx: &GpuContext,
+        variant: MatmulVariant,
+        act: Activation,
+        act_prev: Activation,
+        shape: Shape,
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+        store_z: bool,
+    ) -> Result<Self> {
+        shape.check(x, w, b)?;
+        shape.check_variant(variant)?;
+        let Shape {
+            batch: m,
+            fan_in: k,
+            fan_out: n,
+        } = shape;
+        let bytes = |count: usize| (count * 4) as u64;
+        let xb = ctx.storage_from("layer.x", x);
+        let pb = ctx.storage_from("layer.params", &params_of(w, b));
+        let z = ctx.storage_zeroed("layer.z", bytes(m * n));
+        let y = ctx.storage_zeroed("layer.y", bytes(m * n));
+        let d_z = ctx.storage_zeroed("layer.dz", bytes(m * n));
+        let z_prev = ctx.storage_zeroed("layer.z_prev", bytes(m * k));
+        let grads = ctx.storage_zeroed("layer.grads", bytes(k * n + n));
+        let d_z_prev = ctx.storage_zeroed("layer.dz_prev", bytes(m * k));
+        let dims = ctx.uniform("layer.dims", &shape.dims(u32::from(store_z)));
+        let max = ctx.max_workgroups_per_dim;
+        let tile = variant.tile();
+        let fk = variant.forward_kernel();
+        let forward = Dispatch::new(
+            fk,
+            ctx.pipeline(&PipelineKey::with_activation(fk, act))?,
+            ctx.bind_group(fk, &[(0, &xb), (1, &pb), (2, &z), (3, &y), (4, &dims)]),
+            matmul_grid(m, n, tile, max)?,
+        );
+        let gk = variant.grad_weights_kernel();
+        let gw_group = match variant {
+            MatmulVariant::Scalar => {
+                ctx.bind_group(gk, &[(0, &xb), (1, &d_z), (2, &grads), (5, &dims)])
+            }
+            MatmulVariant::Vec4 => {
+                ctx.bind_group(gk, &[(0, &xb), (5, &d_z), (6, &grads), (4, &dims)])
+            }
+        };
+        let grad_weights = Dispatch::new(
+            gk,
+            ctx.pipeline(&PipelineKey::with_activation(gk, Activation::Identity))?,
+            gw_group,
+            matmul_grid(k, n, tile, max)?,
+        );
+        let grad_input = Dispatch::new(
+            Kernel::GradInput,
+            ctx.pipeline(&PipelineKey::with_activation(Kernel::GradInput, act_prev))?,
+            ctx.bind_group(
+                Kernel::GradInput,
+                &[
+                    (1, &d_z),
+                    (3, &pb),
+                    (4, &z_prev),
+                    (6, &d_z_prev),
+                    (5, &dims),
+                ],
+            ),
+            matmul_grid(m, k, MatmulVariant::Scalar.tile(), max)?,
+        );
+        Ok(ResidentLayer {
+            shape,
+            z,
+            y,
+            d_z,
+            z_prev,
+            grads,
+            d_z_prev,
+            forward,
+            grad_weights,
+            grad_input,
+        })
+    }
+
+    /// The layer's shape.
+    pub fn shape(&self) -> Shape {
+        self.shape
+    }
+
+    /// Z (the pre-activation), [batch × fan_out].
+    pub fn z(&self) -> &wgpu::Buffer {
+        &self.z
+    }
+
+    /// Y = act(Z), [batch × fan_out].
+    pub fn y(&self) -> &wgpu::Buffer {
+        &self.y
+    }
+
+    /// Uploads this layer's dZ [batch × fan_out] and the previous layer's Z [batch × fan_in].
+    pub fn write_backward_inputs(
+        &self,
+        ctx: &GpuContext,
+        d_z: &[f32],
+        z_prev: &[f32],
+    ) -> Result<()> {
+        let Shape {
+            batch: m,
+            fan_in: k,
+            fan_out: n,
+        } = self.shape;
+        if d_z.len() != m * n || z_prev.len() != m * k {
+            return Err(Error::shape(
+                "layer backward",
+                format!("dZ of {} and Z_prev of {}", m * n, m * k),
+                format!("{} and {}", d_z.len(), z_prev.len()),
+            ));
+        }
+        ctx.queue
+            .write_buffer(&self.d_z, 0, bytemuck::cast_slice(d_z));
+        ctx.queue
+            .write_buffer(&self.z_prev, 0, bytemuck::cast_slice(z_prev));
+        Ok(())
+    }
+
+    /// Records the fused forward (one dispatch).
+    pub fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
+        self.forward.record(pass);
+    }
+
+    /// Records the backward: dW and db, then dZ_prev (two dispatches).
+    pub fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
+        self.grad_weights.record(pass);
+        self.grad_input.record(pass);
+    }
+
+    /// Submits `record` in one compute pass.
+    fn run(&self, ctx: &GpuContext, record: impl FnOnce(&mut wgpu::ComputePass<'_>)) {
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            record(&mut pass);
+        }
+        ctx.queue.submit([enc.finish()]);
+    }
+
+    /// Reads back (Z, Y).
+    pub fn read_forward(&self, ctx: &GpuContext) -> Result<(Vec<f32>, Vec<f32>)> {
+        let out = self.shape.batch * self.shape.fan_out;
+        Ok((ctx.read(&self.z, out)?, ctx.read(&self.y, out)?))
+    }
+
+    /// Reads back dW, db and dZ_prev.
+    pub fn read_backward(&self, ctx: &GpuContext) -> Result<LayerGrads> {
+        let w_len = self.shape.fan_in * self.shape.fan_out;
+        let grads = ctx.read(&self.grads, w_len + self.shape.fan_out)?;
+        Ok(LayerGrads {
+            d_w: grads[..w_len].to_vec(),
+            d_b: grads[w_len..].to_vec(),
+            d_z_prev: ctx.read(&self.d_z_prev, self.shape.batch * self.shape.fan_in)?,
+        })
+    }
+}
+
+/// Fused forward on the GPU with the matmul core chosen for the shape: returns (Z, Y).
 pub fn forward(
     ctx: &GpuContext,
     act: Activation,
@@ -132,7 +332,7 @@ pub fn forward(
     forward_with(ctx, shape.variant(), act, shape, x, w, b)
 }
 
-/// Fused forward on the GPU with a given matmul variant: returns (Z, Y).
+/// Fused forward on the GPU with a given matmul core: returns (Z, Y).
 pub fn forward_with(
     ctx: &GpuContext,
     variant: MatmulVariant,
@@ -142,35 +342,19 @@ pub fn forward_with(
     w: &[f32],
     b: &[f32],
 ) -> Result<(Vec<f32>, Vec<f32>)> {
-    shape.check(x, w, b)?;
-    shape.check_variant(variant)?;
-    let out = shape.batch * shape.fan_out;
-    let xb = ctx.storage_from("layer.x", x);
-    let pb = ctx.storage_from("layer.params", &params_of(w, b));
-    let zb = ctx.storage_zeroed("layer.z", (out * 4) as u64);
-    let yb = ctx.storage_zeroed("layer.y", (out * 4) as u64);
-    let dims = ctx.uniform("layer.dims", &shape.dims(1));
-    let kernel = variant.forward_kernel();
-    let pipe = ctx.pipeline(&PipelineKey::with_activation(kernel, act))?;
-    let group = ctx.bind_group(
-        kernel,
-        &[(0, &xb), (1, &pb), (2, &zb), (3, &yb), (4, &dims)],
-    );
-    let (gx, gy, gz) = matmul_grid(
-        shape.batch,
-        shape.fan_out,
-        variant.tile(),
-        ctx.max_workgroups_per_dim,
+    let layer = ResidentLayer::with_variant(
+        ctx,
+        variant,
+        act,
+        Activation::Identity,
+        shape,
+        x,
+        w,
+        b,
+        true,
     )?;
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    {
-        let mut pass = enc.begin_compute_pass(&Default::default());
-        pass.set_pipeline(&pipe);
-        pass.set_bind_group(0, &group, &[]);
-        pass.dispatch_workgroups(gx, gy, gz);
-    }
-    ctx.queue.submit([enc.finish()]);
-    Ok((ctx.read(&zb, out)?, ctx.read(&yb, out)?))
+    layer.run(ctx, |pass| layer.record_forward(pass));
+    layer.read_forward(ctx)
 }
 
 /// Backward on the GPU from this layer's dZ: dW, db and the previous layer's dZ (with
@@ -187,7 +371,7 @@ pub fn backward(
     backward_with(ctx, shape.variant(), act_prev, shape, x, w, d_z, z_prev)
 }
 
-/// [`backward`] with a given matmul variant for dW and db.
+/// [`backward`] with a given matmul core for dW and db.
 #[allow(clippy::too_many_arguments)]
 pub fn backward_with(
     ctx: &GpuContext,
@@ -200,64 +384,18 @@ pub fn backward_with(
     z_prev: &[f32],
 ) -> Result<LayerGrads> {
     let zero_b = vec![0.0; shape.fan_out];
-    shape.check(x, w, &zero_b)?;
-    shape.check_variant(variant)?;
-    if d_z.len() != shape.batch * shape.fan_out || z_prev.len() != x.len() {
-        return Err(Error::shape(
-            "layer backward",
-            format!(
-                "dZ of {} and Z_prev of {}",
-                shape.batch * shape.fan_out,
-                x.len()
-            ),
-            format!("{} and {}", d_z.len(), z_prev.len()),
-        ));
-    }
-    let n_params = shape.fan_in * shape.fan_out + shape.fan_out;
-    let xb = ctx.storage_from("layer.x", x);
-    let pb = ctx.storage_from("layer.params", &params_of(w, &zero_b));
-    let dzb = ctx.storage_from("layer.dz", d_z);
-    let zpb = ctx.storage_from("layer.z_prev", z_prev);
-    let gb = ctx.storage_zeroed("layer.grads", (n_params * 4) as u64);
-    let dxb = ctx.storage_zeroed("layer.dz_prev", (x.len() * 4) as u64);
-    let dims = ctx.uniform("layer.dims", &shape.dims(1));
-    let gw_kernel = variant.grad_weights_kernel();
-    let gw_pipe = ctx.pipeline(&PipelineKey::with_activation(
-        gw_kernel,
+    let layer = ResidentLayer::with_variant(
+        ctx,
+        variant,
         Activation::Identity,
-    ))?;
-    let gi_pipe = ctx.pipeline(&PipelineKey::with_activation(Kernel::GradInput, act_prev))?;
-    let gw = match variant {
-        MatmulVariant::Scalar => {
-            ctx.bind_group(gw_kernel, &[(0, &xb), (1, &dzb), (2, &gb), (5, &dims)])
-        }
-        MatmulVariant::Vec4 => {
-            ctx.bind_group(gw_kernel, &[(0, &xb), (5, &dzb), (6, &gb), (4, &dims)])
-        }
-    };
-    let gi = ctx.bind_group(
-        Kernel::GradInput,
-        &[(1, &dzb), (3, &pb), (4, &zpb), (6, &dxb), (5, &dims)],
-    );
-    let max = ctx.max_workgroups_per_dim;
-    let gw_grid = matmul_grid(shape.fan_in, shape.fan_out, variant.tile(), max)?;
-    let gi_grid = matmul_grid(shape.batch, shape.fan_in, MatmulVariant::Scalar.tile(), max)?;
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    {
-        let mut pass = enc.begin_compute_pass(&Default::default());
-        pass.set_pipeline(&gw_pipe);
-        pass.set_bind_group(0, &gw, &[]);
-        pass.dispatch_workgroups(gw_grid.0, gw_grid.1, gw_grid.2);
-        pass.set_pipeline(&gi_pipe);
-        pass.set_bind_group(0, &gi, &[]);
-        pass.dispatch_workgroups(gi_grid.0, gi_grid.1, gi_grid.2);
-    }
-    ctx.queue.submit([enc.finish()]);
-    let grads = ctx.read(&gb, n_params)?;
-    let w_len = shape.fan_in * shape.fan_out;
-    Ok(LayerGrads {
-        d_w: grads[..w_len].to_vec(),
-        d_b: grads[w_len..].to_vec(),
-        d_z_prev: ctx.read(&dxb, x.len())?,
-    })
+        act_prev,
+        shape,
+        x,
+        w,
+        &zero_b,
+        true,
+    )?;
+    layer.write_backward_inputs(ctx, d_z, z_prev)?;
+    layer.run(ctx, |pass| layer.record_backward(pass));
+    layer.read_backward(ctx)
 }

@@ -9,5 +9,5 @@ pub mod mlp;
 
 pub use context::{AdapterRequest, GpuContext, NO_ADAPTER_HINT};
 pub use dataset::GpuDataset;
-pub use kernels::{Kernel, PipelineKey};
+pub use kernels::{Dispatch, Kernel, PipelineKey};
 pub use mlp::{GpuMlp, TrainState};
