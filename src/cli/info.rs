@@ -69,5 +69,21 @@ pub fn run(_args: &InfoArgs) -> Result<()> {
         "  storage buffers/stage   {}",
         l.max_storage_buffers_per_shader_stage
     );
+    let tuner = &ctx.autotune;
+    println!(
+        "\nmatmul cores (WGMLP_MATMUL): policy {:?}, cache {}",
+        tuner.policy(),
+        tuner
+            .cache_path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "none".into())
+    );
+    let choices = tuner.choices();
+    if choices.is_empty() {
+        println!("  no shape class tuned yet on this adapter (tuned at first use)");
+    }
+    for (class, variant) in choices {
+        println!("  {class:<22} {variant:?}");
+    }
     Ok(())
 }

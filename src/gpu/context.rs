@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
+use crate::gpu::autotune::Autotuner;
 use crate::gpu::kernels::{Kernel, PipelineKey};
 
 /// The hint printed when no adapter exists.
@@ -190,6 +191,8 @@ pub struct GpuContext {
     /// Workgroups per grid dimension the kernels may use (normally the device limit; tests
     /// lower it to exercise the multi-row grid path on small inputs).
     pub max_workgroups_per_dim: u32,
+    /// Which matmul core each layer shape uses on this adapter (`WGMLP_MATMUL`).
+    pub autotune: Autotuner,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     layouts: Mutex<HashMap<Kernel, Arc<wgpu::BindGroupLayout>>>,
     uncaptured: Arc<Mutex<Option<String>>>,
@@ -259,6 +262,7 @@ impl GpuContext {
         }));
         let limits = device.limits();
         GpuContext {
+            autotune: Autotuner::new(&info),
             features: device.features(),
             max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
             limits,

@@ -364,9 +364,8 @@ pub fn workgroup_bytes(module: &naga::Module) -> u32 {
         .sum()
 }
 
-/// Which core the layer kernels use: chosen per layer from its shape, or forced with the
-/// environment variable `WGMLP_MATMUL=scalar|vec4` (`auto`, the default, picks vec4 whenever
-/// the layer's fan_out and parameter offsets are multiples of 4).
+/// The core of the layer kernels. Which one a layer gets is decided by
+/// [`Autotuner`](crate::gpu::autotune::Autotuner) (`WGMLP_MATMUL`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulVariant {
     /// Scalar loads, 4×4 outputs per invocation, 32×32 per workgroup: every shape.
@@ -376,14 +375,10 @@ pub enum MatmulVariant {
 }
 
 impl MatmulVariant {
-    /// The variant for a layer with these dimensions and parameter offsets.
-    pub fn for_layer(fan_out: usize, w_offset: usize, b_offset: usize) -> MatmulVariant {
-        let fits = fan_out % 4 == 0 && w_offset % 4 == 0 && b_offset % 4 == 0;
-        match std::env::var("WGMLP_MATMUL").ok().as_deref().map(str::trim) {
-            Some("scalar") => MatmulVariant::Scalar,
-            _ if fits => MatmulVariant::Vec4,
-            _ => MatmulVariant::Scalar,
-        }
+    /// Whether the vec4 core can run a layer: fan_out and both parameter offsets are
+    /// multiples of 4 floats.
+    pub fn vec4_fits(fan_out: usize, w_offset: usize, b_offset: usize) -> bool {
+        fan_out % 4 == 0 && w_offset % 4 == 0 && b_offset % 4 == 0
     }
 
     /// Output rows and columns one workgroup covers.

@@ -96,9 +96,16 @@ impl Shape {
         Ok(())
     }
 
-    /// The matmul core this shape runs on.
+    /// The matmul core this shape runs on outside a model, without timing: the one forced by
+    /// `WGMLP_MATMUL`, else vec4 wherever the shape allows it.
     pub fn variant(&self) -> MatmulVariant {
-        MatmulVariant::for_layer(self.fan_out, 0, self.fan_in * self.fan_out)
+        use crate::gpu::autotune::Policy;
+        let fits = MatmulVariant::vec4_fits(self.fan_out, 0, self.fan_in * self.fan_out);
+        match Policy::from_env() {
+            Policy::Force(MatmulVariant::Scalar) => MatmulVariant::Scalar,
+            _ if fits => MatmulVariant::Vec4,
+            _ => MatmulVariant::Scalar,
+        }
     }
 
     fn dims(&self, store_z: u32) -> LayerDims {

@@ -194,10 +194,14 @@ impl<'c> GpuMlp<'c> {
             });
         }
         let layers = config.layers();
-        let variants: Vec<MatmulVariant> = layers
+        let variants = layers
             .iter()
-            .map(|l| MatmulVariant::for_layer(l.fan_out, l.w_offset, l.b_offset))
-            .collect();
+            .map(|l| {
+                let fits = MatmulVariant::vec4_fits(l.fan_out, l.w_offset, l.b_offset);
+                ctx.autotune
+                    .choose(ctx, max_batch, l.fan_in, l.fan_out, fits)
+            })
+            .collect::<Result<Vec<MatmulVariant>>>()?;
         // Every grid this model dispatches must fit the per-dimension workgroup limit.
         for l in &layers {
             matmul_grid(

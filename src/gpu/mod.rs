@@ -1,5 +1,6 @@
 //! The GPU side: context, kernels and the operations built on them.
 
+pub mod autotune;
 pub mod context;
 pub mod dataset;
 pub mod elementwise;
