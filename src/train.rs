@@ -217,11 +217,7 @@ impl<'c> Trainer<'c> {
                 let ctx = mlp.context();
                 let mut enc = ctx.device.create_command_encoder(&Default::default());
                 mlp.encode_reset_metrics(&mut enc);
-                for offset in (0..train.len).step_by(batch) {
-                    let b = batch.min(train.len - offset);
-                    let p = plan_for(mlp, plans, train, 0, b)?;
-                    mlp.encode_eval_batch(&mut enc, train, &plans[p].2, offset)?;
-                }
+                encode_evaluation(mlp, plans, &mut enc, train, 0)?;
                 mlp.encode_snapshot_states(&mut enc);
                 ctx.queue.submit([enc.finish()]);
                 let (_, ev) = mlp.read_snapshot()?;
@@ -334,6 +330,24 @@ fn plan_for(
     Ok(plans.len() - 1)
 }
 
+/// Records the evaluation of all of `data` (dataset id `id` in `plans`) in batches of the
+/// model's max batch, into the evaluation metrics.
+fn encode_evaluation(
+    mlp: &mut GpuMlp,
+    plans: &mut Vec<(usize, usize, GatherPlan)>,
+    enc: &mut wgpu::CommandEncoder,
+    data: &GpuDataset,
+    id: usize,
+) -> Result<()> {
+    let batch = mlp.max_batch();
+    for offset in (0..data.len).step_by(batch) {
+        let b = batch.min(data.len - offset);
+        let p = plan_for(mlp, plans, data, id, b)?;
+        mlp.encode_eval_batch(enc, data, &plans[p].2, offset)?;
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn gpu_epoch(
     mlp: &mut GpuMlp,
@@ -366,12 +380,7 @@ fn gpu_epoch(
         }
     }
     if let Some(test) = test {
-        let eval_batch = mlp.max_batch();
-        for offset in (0..test.len).step_by(eval_batch) {
-            let b = eval_batch.min(test.len - offset);
-            let p = plan_for(mlp, plans, test, 1, b)?;
-            mlp.encode_eval_batch(&mut enc, test, &plans[p].2, offset)?;
-        }
+        encode_evaluation(mlp, plans, &mut enc, test, 1)?;
     }
     mlp.encode_snapshot_states(&mut enc);
     ctx.queue.submit([enc.finish()]);
