@@ -48,7 +48,8 @@ fn case(seed: u64, m: usize, k: usize, n: usize) -> Case {
     }
 }
 
-/// Both matmul variants where the shape allows vec4 columns, else the scalar one.
+/// The scalar and vec4 cores where the shape allows vec4 columns, else the scalar one. (The
+/// wide core, whose pipelines take ~1 s each to compile on lavapipe, has its own test below.)
 fn variants(c: &Case) -> Vec<MatmulVariant> {
     if c.shape.fan_out % 4 == 0 {
         vec![MatmulVariant::Scalar, MatmulVariant::Vec4]
@@ -255,6 +256,32 @@ fn layer_vec4_columns_with_partial_tiles() {
         &c.b,
     );
     assert!(err.is_err(), "vec4 needs fan_out % 4 == 0");
+}
+
+/// The wide core (16 rows × 32 columns per invocation, 32 × 256 per workgroup) on the
+/// textbook shape, a single vec4, partial row tiles and more than one 256-column tile.
+#[test]
+fn layer_wide_core_every_tile_edge() {
+    let ctx = gpu();
+    let wide = |c: &Case, act: Activation, what: &str| {
+        check_forward_with(ctx, MatmulVariant::Wide, act, c, what);
+        check_backward_with(ctx, MatmulVariant::Wide, act, c, what);
+    };
+    let textbook = case(20, 256, 784, 256);
+    for act in [
+        Activation::Relu,
+        Activation::Gelu,
+        Activation::Prelu { alpha: 0.25 },
+    ] {
+        wide(&textbook, act, "wide 256x784->256");
+    }
+    for (m, k, n) in [(1, 1, 4), (45, 17, 300), (33, 5, 8)] {
+        wide(
+            &case(21 + n as u64, m, k, n),
+            Activation::Relu,
+            &format!("wide {m}x{k}->{n}"),
+        );
+    }
 }
 
 #[test]

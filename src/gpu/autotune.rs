@@ -9,7 +9,8 @@
 //!   `$WGMLP_CACHE_DIR/autotune.json` (else `$XDG_CACHE_HOME/wgmlp/`, else `~/.cache/wgmlp/`),
 //!   keyed by adapter name, backend and driver.
 //! - `WGMLP_MATMUL=heuristic`: no timing; vec4 wherever the shape allows it.
-//! - `WGMLP_MATMUL=scalar` or `vec4`: force a core (vec4 only where the shape allows it).
+//! - `WGMLP_MATMUL=scalar`, `vec4` or `wide`: force a core (vec4 and wide only where the shape
+//!   allows them; scalar elsewhere).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -40,16 +41,17 @@ pub enum Policy {
 }
 
 impl Policy {
-    /// Parses `auto`, `heuristic`, `scalar` or `vec4`.
+    /// Parses `auto`, `heuristic`, `scalar`, `vec4` or `wide`.
     pub fn parse(text: &str) -> Result<Policy> {
         match text.trim().to_ascii_lowercase().as_str() {
             "" | "auto" => Ok(Policy::Auto),
             "heuristic" | "off" => Ok(Policy::Heuristic),
             "scalar" => Ok(Policy::Force(MatmulVariant::Scalar)),
             "vec4" => Ok(Policy::Force(MatmulVariant::Vec4)),
+            "wide" => Ok(Policy::Force(MatmulVariant::Wide)),
             other => Err(Error::config(
                 ENV_MATMUL,
-                format!("unknown value {other:?}; choose auto, heuristic, scalar or vec4"),
+                format!("unknown value {other:?}; choose auto, heuristic, scalar, vec4 or wide"),
             )),
         }
     }
@@ -71,6 +73,7 @@ fn name(v: MatmulVariant) -> &'static str {
     match v {
         MatmulVariant::Scalar => "scalar",
         MatmulVariant::Vec4 => "vec4",
+        MatmulVariant::Wide => "wide",
     }
 }
 
@@ -78,6 +81,7 @@ fn from_name(s: &str) -> Option<MatmulVariant> {
     match s {
         "scalar" => Some(MatmulVariant::Scalar),
         "vec4" => Some(MatmulVariant::Vec4),
+        "wide" => Some(MatmulVariant::Wide),
         _ => None,
     }
 }
@@ -212,7 +216,7 @@ fn time_variants(ctx: &GpuContext, batch: usize, k: usize, n: usize) -> Result<M
     };
     let (x, w, b) = (rand(shape.batch * k), rand(k * n), rand(n));
     let mut best = (f64::MAX, MatmulVariant::Scalar);
-    for v in [MatmulVariant::Scalar, MatmulVariant::Vec4] {
+    for v in MatmulVariant::ALL {
         let layer = ResidentLayer::with_variant(
             ctx,
             v,

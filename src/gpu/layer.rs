@@ -23,18 +23,23 @@ pub(crate) struct LayerDims {
     pub _pad: [u32; 2],
 }
 
-/// (x, y, z) workgroups for `rows × cols` outputs in `tile × tile` blocks; row blocks spill
-/// from y into z past `max_dim`. Errors if the columns alone need more than `max_dim`.
-pub fn matmul_grid(rows: usize, cols: usize, tile: usize, max_dim: u32) -> Result<(u32, u32, u32)> {
-    let gx = (cols.div_ceil(tile) as u32).max(1);
+/// (x, y, z) workgroups for `rows × cols` outputs in blocks of `tile = (rows, cols)`; row
+/// blocks spill from y into z past `max_dim`. Errors if the columns alone need more than `max_dim`.
+pub fn matmul_grid(
+    rows: usize,
+    cols: usize,
+    tile: (usize, usize),
+    max_dim: u32,
+) -> Result<(u32, u32, u32)> {
+    let gx = (cols.div_ceil(tile.1) as u32).max(1);
     if gx > max_dim {
         return Err(Error::shape(
             "matmul grid",
-            format!("at most {} columns", max_dim as usize * tile),
+            format!("at most {} columns", max_dim as usize * tile.1),
             cols,
         ));
     }
-    let (gy, gz) = grid_1d(rows.div_ceil(tile) as u32, max_dim);
+    let (gy, gz) = grid_1d(rows.div_ceil(tile.0) as u32, max_dim);
     Ok((gx, gy, gz))
 }
 
@@ -86,7 +91,7 @@ impl Shape {
     }
 
     fn check_variant(&self, variant: MatmulVariant) -> Result<()> {
-        if variant == MatmulVariant::Vec4 && self.fan_out % 4 != 0 {
+        if variant.needs_vec4() && self.fan_out % 4 != 0 {
             return Err(Error::shape(
                 "vec4 matmul",
                 "fan_out a multiple of 4",
@@ -208,7 +213,7 @@ impl ResidentLayer {
             MatmulVariant::Scalar => {
                 ctx.bind_group(gk, &[(0, &xb), (1, &d_z), (2, &grads), (5, &dims)])
             }
-            MatmulVariant::Vec4 => {
+            MatmulVariant::Vec4 | MatmulVariant::Wide => {
                 ctx.bind_group(gk, &[(0, &xb), (5, &d_z), (6, &grads), (4, &dims)])
             }
         };

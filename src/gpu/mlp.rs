@@ -207,7 +207,7 @@ impl<'c> GpuMlp<'c> {
             matmul_grid(
                 max_batch,
                 l.fan_in.max(l.fan_out),
-                32,
+                (32, 32),
                 ctx.max_workgroups_per_dim,
             )?;
         }
@@ -408,7 +408,7 @@ impl<'c> GpuMlp<'c> {
                         (5, &train_dims),
                     ],
                 ),
-                MatmulVariant::Vec4 => ctx.bind_group(
+                MatmulVariant::Vec4 | MatmulVariant::Wide => ctx.bind_group(
                     gw,
                     &[
                         (0, input),
@@ -511,7 +511,7 @@ impl<'c> GpuMlp<'c> {
 
     /// Workgroups for `rows × cols` outputs in `tile`-sized blocks (validated against the
     /// limit at creation, for the smallest tile).
-    fn matmul_grid(&self, rows: usize, cols: usize, tile: usize) -> (u32, u32, u32) {
+    fn matmul_grid(&self, rows: usize, cols: usize, tile: (usize, usize)) -> (u32, u32, u32) {
         matmul_grid(rows, cols, tile, self.ctx.max_workgroups_per_dim).unwrap_or((1, 1, 1))
     }
 
@@ -552,7 +552,7 @@ impl<'c> GpuMlp<'c> {
             pass.set_bind_group(0, &plan.grad_weights[l], &[]);
             pass.dispatch_workgroups(x, y, z);
             if let (Some(pipe), Some(group)) = (&self.grad_input_pipes[l], &plan.grad_input[l]) {
-                let (x, y, z) = self.matmul_grid(batch, layer.fan_in, 32);
+                let (x, y, z) = self.matmul_grid(batch, layer.fan_in, (32, 32));
                 pass.set_pipeline(pipe);
                 pass.set_bind_group(0, group, &[]);
                 pass.dispatch_workgroups(x, y, z);
