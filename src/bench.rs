@@ -22,7 +22,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::gpu::elementwise;
-use crate::gpu::kernels::Kernel;
+use crate::gpu::kernels::{Kernel, MatmulVariant};
 use crate::gpu::layer::{ResidentLayer, Shape};
 use crate::optim::OptimizerConfig;
 use crate::rng::Rng;
@@ -167,6 +167,8 @@ pub struct LayerResult {
     pub shape: Shape,
     /// The activation.
     pub activation: String,
+    /// The matmul core the autotuner chose for this shape (the one a model would use).
+    pub core: String,
     /// Fused forward GFLOP/s (2·m·k·n): Z = X·W + b and Y = act(Z) in one dispatch, Z kept.
     pub fused: Summary,
     /// The same forward unfused: the affine kernel with Identity, then an elementwise dispatch.
@@ -238,7 +240,9 @@ pub fn layers(ctx: &GpuContext, timer: &Timer, opts: &BenchOptions) -> Result<Ve
         let x = random_vec(&mut rng, m * k, -1.0, 1.0);
         let w = random_vec(&mut rng, k * n, -scale, scale);
         let b = random_vec(&mut rng, n, -0.1, 0.1);
-        let fused = ResidentLayer::new(ctx, act, act, shape, &x, &w, &b, true)?;
+        let fits = MatmulVariant::vec4_fits(n, 0, k * n);
+        let core = ctx.autotune.choose(ctx, m, k, n, fits)?;
+        let fused = ResidentLayer::with_variant(ctx, core, act, act, shape, &x, &w, &b, true)?;
         fused.write_backward_inputs(
             ctx,
             &random_vec(&mut rng, m * n, -1.0, 1.0),
@@ -246,7 +250,17 @@ pub fn layers(ctx: &GpuContext, timer: &Timer, opts: &BenchOptions) -> Result<Ve
         )?;
         // Unfused: the affine kernel writes Z (as Y, with Identity), then a separate
         // elementwise dispatch reads Z and writes act(Z).
-        let affine = ResidentLayer::new(ctx, Activation::Identity, act, shape, &x, &w, &b, false)?;
+        let affine = ResidentLayer::with_variant(
+            ctx,
+            core,
+            Activation::Identity,
+            act,
+            shape,
+            &x,
+            &w,
+            &b,
+            false,
+        )?;
         let act_pass = elementwise::prepare(
             ctx,
             Kernel::ActForward,
@@ -284,6 +298,7 @@ pub fn layers(ctx: &GpuContext, timer: &Timer, opts: &BenchOptions) -> Result<Ve
         out.push(LayerResult {
             shape,
             activation: act.to_string(),
+            core: format!("{core:?}").to_ascii_lowercase(),
             fused: sum(&t[0], 1, "fused forward")?,
             unfused: sum(&t[1], 1, "unfused forward")?,
             backward: sum(&t[2], 2, "backward")?,

@@ -80,6 +80,7 @@ impl Report {
                     o.insert("k".into(), json!(r.shape.fan_in));
                     o.insert("n".into(), json!(r.shape.fan_out));
                     o.insert("activation".into(), json!(r.activation));
+                    o.insert("core".into(), json!(r.core));
                     put(&mut o, "fused_gflops", &r.fused);
                     put(&mut o, "unfused_gflops", &r.unfused);
                     put(&mut o, "backward_gflops", &r.backward);
@@ -216,6 +217,7 @@ mod tests {
                     fan_out: 256,
                 },
                 activation: "relu".into(),
+                core: "wide".into(),
                 fused: s(6.0),
                 unfused: s(5.0),
                 backward: s(4.0),

@@ -160,14 +160,15 @@ fn print_layers(layers: &[bench::LayerResult]) {
         "(unfused = affine with Identity, then an elementwise dispatch in the same pass; CPU = matrixmultiply sgemm, 1 thread)"
     );
     println!(
-        "{:<16} {:>20} {:>20} {:>7} {:>20} {:>20} {:>8}",
-        "m×k→n", "fused fwd", "unfused fwd", "f/unf", "backward", "CPU sgemm", "GPU/CPU"
+        "{:<16} {:>7} {:>20} {:>20} {:>7} {:>20} {:>20} {:>8}",
+        "m×k→n", "core", "fused fwd", "unfused fwd", "f/unf", "backward", "CPU sgemm", "GPU/CPU"
     );
     for r in layers {
         let s = r.shape;
         println!(
-            "{:<16} {:>20} {:>20} {:>7.2} {:>20} {:>20} {:>8.3}",
+            "{:<16} {:>7} {:>20} {:>20} {:>7.2} {:>20} {:>20} {:>8.3}",
             format!("{}×{}→{}", s.batch, s.fan_in, s.fan_out),
+            r.core,
             fmt(&r.fused, 2),
             fmt(&r.unfused, 2),
             r.fused_ratio(),
