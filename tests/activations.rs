@@ -286,3 +286,19 @@ fn every_name_parses_and_mismatched_lengths_are_an_error() {
     let err = elementwise::backward(gpu(), Activation::Relu, &[1.0, 2.0], &[1.0]).unwrap_err();
     assert!(err.to_string().contains("shape mismatch"), "{err}");
 }
+
+/// An adapter request nothing matches is a typed error that says what to do, not a panic.
+#[test]
+fn no_matching_adapter_is_an_error_with_a_hint() {
+    let req = wgmlp::AdapterRequest {
+        name_contains: Some("no adapter has this name".into()),
+        ..wgmlp::AdapterRequest::default()
+    };
+    let err = GpuContext::with_request(&req).unwrap_err();
+    assert!(matches!(err, wgmlp::Error::NoAdapter { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("no adapter has this name") && text.contains("WGPU_ADAPTER_NAME"),
+        "{text}"
+    );
+}
