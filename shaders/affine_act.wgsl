@@ -4,6 +4,8 @@
 //
 // X is [batch × fan_in], W is [fan_in × fan_out] and b is [fan_out], both inside the flat
 // parameter buffer at w_offset / b_offset; Z and Y are [batch × fan_out], all row-major.
+// The activation parameter is ACT_P, or the learned pReLU α params[alpha_offset] when
+// alpha_learned is 1.
 // Z (the pre-activation) is kept for the backward pass when store_z is 1: Swish, pReLU and
 // GELU need it, their gradients cannot be recovered from Y alone.
 //
@@ -36,8 +38,8 @@ struct Layer {
     w_offset: u32,
     b_offset: u32,
     store_z: u32,
-    _pad0: u32,
-    _pad1: u32,
+    alpha_offset: u32,   // index of the learned pReLU α in params, when alpha_learned is 1
+    alpha_learned: u32,  // 1: the activation parameter is params[alpha_offset], 0: ACT_P
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -84,12 +86,20 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     store_row(row0 + 3u, col0, acc3 + bias);
 }
 
+// The activation parameter: the learned α in the parameters, or the override constant.
+fn act_param() -> f32 {
+    if dims.alpha_learned != 0u {
+        return params[dims.alpha_offset];
+    }
+    return ACT_P;
+}
+
 // Stores columns col0, col0 + WG_X, col0 + 2·WG_X, col0 + 3·WG_X of one row.
 fn store_row(row: u32, col0: u32, zv: vec4<f32>) {
     if row >= dims.batch {
         return;
     }
-    let yv = act4(zv, ACT_P);
+    let yv = act4(zv, act_param());
     let base = row * dims.fan_out;
     for (var j = 0u; j < TN; j++) {
         let col = col0 + j * WG_X;

@@ -12,6 +12,11 @@
 // consecutive rows and 4 columns strided by WG_X per invocation, so neighbouring invocations
 // touch neighbouring columns.
 //
+// A learned pReLU α of the previous layer (alpha_learned = 1; grad_input's uniform carries the
+// previous layer's alpha_offset) is read from params instead of ACT_P, and grad_input also
+// makes dα = Σ dY_prev ⊙ min(0, Z_prev): each invocation writes the sum over its outputs to
+// partials[its linear index in the grid], and reduce_alpha (alpha.wgsl) adds them up.
+//
 // Bindings (group 0), entry `grad_weights`
 //   0 x:      array<f32>  read        [batch × fan_in]   (this layer's input)
 //   1 dz:     array<f32>  read        [batch × fan_out]
@@ -23,6 +28,7 @@
 //   4 z_prev: array<f32>  read        [batch × fan_in]   (previous layer's pre-activation)
 //   6 dz_prev: array<f32> read_write  [batch × fan_in]
 //   5 dims:   Layer       uniform
+//   7 partials: array<f32> read_write one per invocation of the grid (written when alpha_learned)
 
 const WG_X: u32 = 8u;
 const WG_Y: u32 = 8u;
@@ -35,8 +41,8 @@ struct Layer {
     w_offset: u32,
     b_offset: u32,
     store_z: u32,
-    _pad0: u32,
-    _pad1: u32,
+    alpha_offset: u32,   // index of the learned pReLU α in params, when alpha_learned is 1
+    alpha_learned: u32,  // 1: the activation parameter is params[alpha_offset], 0: ACT_P
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -46,6 +52,7 @@ struct Layer {
 @group(0) @binding(4) var<storage, read> z_prev: array<f32>;
 @group(0) @binding(5) var<uniform> dims: Layer;
 @group(0) @binding(6) var<storage, read_write> dz_prev: array<f32>;
+@group(0) @binding(7) var<storage, read_write> partials: array<f32>;
 
 const LANES = vec4<u32>(0u, 1u, 2u, 3u);
 
@@ -119,7 +126,11 @@ fn grad_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let tile_row = wid.y + wid.z * nwg.y;
     let b0 = (tile_row * WG_Y + lid.y) * TB;
     let k0 = wid.x * WG_X * TB + lid.x;
+    let invocation = (tile_row * nwg.x + wid.x) * WG_X * WG_Y + lid.y * WG_X + lid.x;
     if b0 >= m || k0 >= k_len {
+        if dims.alpha_learned != 0u {
+            partials[invocation] = 0.0;
+        }
         return;
     }
     let rows = min(vec4<u32>(b0) + LANES, vec4<u32>(m - 1u)) * n;
@@ -136,25 +147,40 @@ fn grad_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
         acc2 += dv.z * wv;
         acc3 += dv.w * wv;
     }
-    store_dx(b0, k0, acc0);
-    store_dx(b0 + 1u, k0, acc1);
-    store_dx(b0 + 2u, k0, acc2);
-    store_dx(b0 + 3u, k0, acc3);
+    let p = act_param();
+    let d_alpha = store_dx(b0, k0, acc0, p) + store_dx(b0 + 1u, k0, acc1, p)
+        + store_dx(b0 + 2u, k0, acc2, p) + store_dx(b0 + 3u, k0, acc3, p);
+    if dims.alpha_learned != 0u {
+        partials[invocation] = d_alpha;
+    }
 }
 
-// Stores columns k0, k0 + WG_X, k0 + 2·WG_X, k0 + 3·WG_X of row b of dZ_prev.
-fn store_dx(b: u32, k0: u32, dy: vec4<f32>) {
+// The previous layer's activation parameter: its learned α, or the override constant.
+fn act_param() -> f32 {
+    if dims.alpha_learned != 0u {
+        return params[dims.alpha_offset];
+    }
+    return ACT_P;
+}
+
+// Stores columns k0, k0 + WG_X, k0 + 2·WG_X, k0 + 3·WG_X of row b of dZ_prev = dY ⊙ act'(Z_prev);
+// returns Σ dY ⊙ min(0, Z_prev) over those of them inside the matrix (the share of dα).
+fn store_dx(b: u32, k0: u32, dy: vec4<f32>, p: f32) -> f32 {
     if b >= dims.batch {
-        return;
+        return 0.0;
     }
     let base = b * dims.fan_in;
     let ks = min(vec4<u32>(k0) + LANES * WG_X, vec4<u32>(dims.fan_in - 1u));
     let zv = vec4<f32>(z_prev[base + ks.x], z_prev[base + ks.y], z_prev[base + ks.z], z_prev[base + ks.w]);
-    let g = dy * act_grad4(zv, ACT_P);
+    let g = dy * act_grad4(zv, p);
+    let da = dy * min(zv, vec4<f32>(0.0));
+    var d_alpha = 0.0;
     for (var j = 0u; j < TB; j++) {
         let col = k0 + j * WG_X;
         if col < dims.fan_in {
             dz_prev[base + col] = g[j];
+            d_alpha += da[j];
         }
     }
+    return d_alpha;
 }

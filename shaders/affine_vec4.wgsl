@@ -3,7 +3,8 @@
 // whose parameters start at multiples of 4 floats). The host picks this variant when the
 // shapes allow it, and the scalar kernels otherwise (see src/gpu/kernels.rs, `MatmulVariant`).
 //
-// Needs activations.wgsl prepended (the host does it).
+// Needs activations.wgsl prepended (the host does it). The activation parameter is ACT_P, or
+// the learned pReLU α params[alpha_offset] when alpha_learned is 1.
 //
 // Register blocking: an invocation owns 8 rows × 8 columns, as two vec4 columns 8 vec4s apart
 // (lane lx of the workgroup owns vec4 columns lx and lx + 8 of its 16-vec4-wide tile), so a
@@ -33,8 +34,8 @@ struct Layer {
     w_offset: u32,
     b_offset: u32,
     store_z: u32,
-    _pad0: u32,
-    _pad1: u32,
+    alpha_offset: u32,   // index of the learned pReLU α in params, when alpha_learned is 1
+    alpha_learned: u32,  // 1: the activation parameter is params[alpha_offset], 0: ACT_P
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -129,6 +130,14 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     store_forward(row0 + 7u, ca, cb, acc_a7 + bias_a, acc_b7 + bias_b);
 }
 
+// The activation parameter: the learned α in the parameters, or the override constant.
+fn act_param() -> f32 {
+    if dims.alpha_learned != 0u {
+        return params[dims.alpha_offset / 4u][dims.alpha_offset % 4u];
+    }
+    return ACT_P;
+}
+
 // Stores vec4 columns ca and (if in range) cb of one row of Z and Y.
 fn store_forward(row: u32, ca: u32, cb: u32, za: vec4<f32>, zb: vec4<f32>) {
     if row >= dims.batch {
@@ -136,15 +145,16 @@ fn store_forward(row: u32, ca: u32, cb: u32, za: vec4<f32>, zb: vec4<f32>) {
     }
     let n4 = dims.fan_out / 4u;
     let base = row * n4;
+    let p = act_param();
     if dims.store_z != 0u {
         z[base + ca] = za;
     }
-    y[base + ca] = act4(za, ACT_P);
+    y[base + ca] = act4(za, p);
     if cb < n4 {
         if dims.store_z != 0u {
             z[base + cb] = zb;
         }
-        y[base + cb] = act4(zb, ACT_P);
+        y[base + cb] = act4(zb, p);
     }
 }
 

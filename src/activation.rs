@@ -22,7 +22,7 @@ pub enum Activation {
     Identity,
     /// f(x) = max(0, x); f'(0) = 0.
     Relu,
-    /// f(x) = max(0, x) + α·min(0, x) (α learnable in the paper; here a fixed parameter). Default α = 0.25.
+    /// f(x) = max(0, x) + α·min(0, x); α is fixed unless `MlpConfig::learn_prelu`. Default α = 0.25.
     Prelu {
         /// Slope for negative inputs.
         alpha: f32,
@@ -170,10 +170,14 @@ impl Activation {
 
     /// f(x), generic over the float type.
     pub fn forward<T: Real>(&self, x: T) -> T {
+        self.forward_with_param(x, T::from_f64(self.param() as f64))
+    }
+
+    /// f(x) with the parameter (α, β or slope) given in the float type: a learned pReLU α.
+    pub fn forward_with_param<T: Real>(&self, x: T, p: T) -> T {
         if x.is_nan() {
             return x;
         }
-        let p = T::from_f64(self.param() as f64);
         match self {
             Activation::Identity => x,
             Activation::Relu => {
@@ -208,11 +212,15 @@ impl Activation {
 
     /// f'(x), generic over the float type.
     pub fn grad<T: Real>(&self, x: T) -> T {
+        self.grad_with_param(x, T::from_f64(self.param() as f64))
+    }
+
+    /// f'(x) with the parameter given in the float type: a learned pReLU α.
+    pub fn grad_with_param<T: Real>(&self, x: T, p: T) -> T {
         if x.is_nan() {
             return x;
         }
         let one = T::ONE;
-        let p = T::from_f64(self.param() as f64);
         match self {
             Activation::Identity => one,
             Activation::Relu => {

@@ -3,7 +3,10 @@
 //! Layer `l` is the Sequential's module `2l`: tensors `{2l}.weight` (`[fan_out, fan_in]`, the
 //! transpose of our row-major `[fan_in × fan_out]` W) and `{2l}.bias` (`[fan_out]`), F32
 //! little-endian, so `safetensors.numpy.load_file` or `torch.nn.Sequential.load_state_dict`
-//! reads them unchanged. The `__metadata__` strings record the architecture (`format`,
+//! reads them unchanged. With `learn_prelu` the learned slope α of a pReLU layer `l` is the
+//! tensor `{2l+1}.weight` of shape `[1]`, as PyTorch's `nn.PReLU()` at that index stores it
+//! (metadata `learn_prelu` = `true`; files without the key have fixed slopes).
+//! The `__metadata__` strings record the architecture (`format`,
 //! `version`, `widths`, `activations`, `loss`, `init`, `seed`, `normalization`) and, for
 //! training checkpoints, the optimizer (`epoch`, `optimizer`, `lr`, …, `optimizer_step`, with
 //! flat, untransposed tensors `optimizer.m` / `optimizer.v`) and an optional `metrics` JSON.
@@ -93,6 +96,8 @@ pub fn check_compatible(path: &Path, ckpt: &Checkpoint, expected: &MlpConfig) ->
         "metadata widths"
     } else if ckpt.config.activations != expected.activations {
         "metadata activations"
+    } else if ckpt.config.learn_prelu != expected.learn_prelu {
+        "metadata learn_prelu"
     } else {
         return Ok(());
     };
@@ -124,6 +129,9 @@ pub fn to_torch_tensors(config: &MlpConfig, params: &[f32]) -> Vec<(String, Vec<
         out.push((format!("{}.weight", 2 * l), vec![fan_out, fan_in], t));
         let b = params[layer.b_offset..layer.b_offset + fan_out].to_vec();
         out.push((format!("{}.bias", 2 * l), vec![fan_out], b));
+        if let Some(a) = layer.alpha_offset {
+            out.push((format!("{}.weight", 2 * l + 1), vec![1], vec![params[a]]));
+        }
     }
     out
 }
@@ -136,8 +144,18 @@ pub fn from_torch_tensors(
     let mut params = vec![0.0f32; config.n_params()];
     for (l, layer) in config.layers().iter().enumerate() {
         let (fan_in, fan_out) = (layer.fan_in, layer.fan_out);
-        for (suffix, shape) in [("weight", vec![fan_out, fan_in]), ("bias", vec![fan_out])] {
-            let name = format!("{}.{suffix}", 2 * l);
+        let mut wanted = vec![
+            (2 * l, "weight", vec![fan_out, fan_in]),
+            (2 * l, "bias", vec![fan_out]),
+        ];
+        if layer.alpha_offset.is_some() {
+            wanted.push((2 * l + 1, "alpha", vec![1]));
+        }
+        for (index, suffix, shape) in wanted {
+            let name = match suffix {
+                "alpha" => format!("{index}.weight"),
+                _ => format!("{index}.{suffix}"),
+            };
             let op = format!("tensor {name}");
             let (_, got, data) = tensors
                 .iter()
@@ -149,6 +167,10 @@ pub fn from_torch_tensors(
             }
             if suffix == "bias" {
                 params[layer.b_offset..layer.b_offset + fan_out].copy_from_slice(data);
+                continue;
+            }
+            if let ("alpha", Some(a)) = (suffix, layer.alpha_offset) {
+                params[a] = data[0];
                 continue;
             }
             let w = &mut params[layer.w_offset..layer.b_offset];
@@ -169,7 +191,8 @@ fn architecture(c: &MlpConfig) -> String {
         Some(a) if c.activations.iter().all(|b| b == a) => a.to_string(),
         Some(_) => join(&c.activations, ","),
     };
-    format!("{} {acts}", join(&c.widths(), "-"))
+    let learned = if c.learn_prelu { " learn_prelu" } else { "" };
+    format!("{} {acts}{learned}", join(&c.widths(), "-"))
 }
 
 fn join<T: ToString>(items: &[T], sep: &str) -> String {
@@ -224,6 +247,9 @@ fn serialize(ckpt: &Checkpoint, metrics: Option<&str>) -> Result<Vec<u8>> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    if c.learn_prelu {
+        meta.insert("learn_prelu".into(), "true".into());
+    }
     if let Some(norm) = &ckpt.normalization {
         if norm.mean.len() != c.input || norm.std.len() != c.input {
             let got = format!("{} means and {} stds", norm.mean.len(), norm.std.len());
@@ -469,6 +495,14 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
         loss: r.parse("loss")?,
         init: r.parse("init")?,
         seed: r.parse("seed")?,
+        learn_prelu: match meta.get("learn_prelu").map(String::as_str) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                let msg = format!("{other:?} is neither \"true\" nor \"false\"; {RESAVE}");
+                return Err(Error::data(path, "metadata learn_prelu", msg));
+            }
+        },
     };
     config
         .validate()
@@ -485,6 +519,12 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
             let data = r.tensor(&name, std::slice::from_ref(&shape), &arch)?;
             names.push(name.clone());
             tensors.push((name, shape, data));
+        }
+        if l.alpha_offset.is_some() {
+            let name = format!("{}.weight", 2 * i + 1);
+            let data = r.tensor(&name, &[vec![1]], "metadata learn_prelu=true")?;
+            names.push(name.clone());
+            tensors.push((name, vec![1], data));
         }
     }
     let params =
@@ -738,6 +778,63 @@ mod tests {
             assert_eq!(meta[k], v, "{k}");
         }
         assert!(!meta.contains_key("optimizer"));
+    }
+
+    #[test]
+    fn learned_prelu_alpha_is_pytorch_prelu_weight_and_round_trips() {
+        let dir = TestDir::new("ckpt-prelu");
+        let p = dir.join("model.safetensors");
+        // 3-4-5-2 with pReLU hidden layers: α of layer 0 is params[16], of layer 1 params[42].
+        let mut c = full();
+        c.config.activations = vec![Activation::Prelu { alpha: 0.1 }; 2];
+        c.config.learn_prelu = true;
+        let n = c.config.n_params();
+        assert_eq!(n, 55);
+        c.params = (0..n).map(|k| (k as f32 * 0.37).sin()).collect();
+        c.params[16] = 0.125;
+        c.params[42] = -0.5;
+        let t = c.training.as_mut().unwrap();
+        t.state.m.resize(n, 0.25);
+        t.state.v.resize(n, 1e-3);
+        save(&p, &c).unwrap();
+        let back = load(&p).unwrap();
+        assert_eq!(bits(&back.params), bits(&c.params));
+        assert_eq!(back, c);
+        // The safetensors crate alone sees PyTorch's nn.PReLU() at Sequential index 1 and 3.
+        let bytes = std::fs::read(&p).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let alpha = st.tensor("1.weight").unwrap();
+        assert_eq!((alpha.dtype(), alpha.shape()), (Dtype::F32, &[1][..]));
+        assert_eq!(alpha.data(), 0.125f32.to_le_bytes());
+        assert_eq!(
+            st.tensor("3.weight").unwrap().data(),
+            (-0.5f32).to_le_bytes()
+        );
+        assert_eq!(meta_of(&bytes)["learn_prelu"], "true");
+        // Without the key the slopes are fixed and the α tensors are unexpected (or, with an
+        // optimizer state, the moments have the wrong length).
+        parse_err(
+            &set(&bytes, "learn_prelu", None),
+            &["tensor optimizer.m", "[53]", "found [55]"],
+        );
+        let plain = saved(&Checkpoint::new(c.config.clone(), c.params.clone()));
+        parse_err(
+            &set(&plain, "learn_prelu", None),
+            &["tensor 1.weight", "unexpected"],
+        );
+        parse_err(&set(&bytes, "learn_prelu", Some("yes")), &["learn_prelu"]);
+        // A missing α tensor is named.
+        let no_alpha = rewrite(&bytes, |ts, _| ts.retain(|t| t.0 != "3.weight"));
+        parse_err(&no_alpha, &["tensor 3.weight", "missing"]);
+        // A fixed-slope model writes neither the key nor α tensors.
+        let fixed = saved(&full());
+        assert!(!meta_of(&fixed).contains_key("learn_prelu"));
+        assert!(
+            SafeTensors::deserialize(&fixed)
+                .unwrap()
+                .tensor("1.weight")
+                .is_err()
+        );
     }
 
     #[test]

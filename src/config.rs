@@ -94,6 +94,15 @@ pub struct Layer {
     pub w_offset: usize,
     /// Offset of b (fan_out) in the flat parameter vector.
     pub b_offset: usize,
+    /// Offset of the learned pReLU slope α (one value, right after b), when the layer has one.
+    pub alpha_offset: Option<usize>,
+}
+
+impl Layer {
+    /// Number of parameters of this layer: W, b and a learned α if there is one.
+    pub fn n_params(&self) -> usize {
+        self.fan_in * self.fan_out + self.fan_out + usize::from(self.alpha_offset.is_some())
+    }
 }
 
 /// The architecture and training-independent settings of an MLP.
@@ -113,6 +122,9 @@ pub struct MlpConfig {
     pub init: Init,
     /// Seed of the initial weights (and of the shuffling).
     pub seed: u64,
+    /// Whether each pReLU layer learns its slope α (one parameter per layer, as PyTorch's
+    /// `nn.PReLU()`); when false α is the fixed value of the activation.
+    pub learn_prelu: bool,
 }
 
 impl MlpConfig {
@@ -126,6 +138,7 @@ impl MlpConfig {
             loss: Loss::CrossEntropy,
             init: Init::Auto,
             seed: 42,
+            learn_prelu: false,
         }
     }
 
@@ -144,6 +157,12 @@ impl MlpConfig {
     /// Sets the seed.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+
+    /// Sets whether pReLU layers learn their slope α.
+    pub fn with_learn_prelu(mut self, learn: bool) -> Self {
+        self.learn_prelu = learn;
         self
     }
 
@@ -213,14 +232,17 @@ impl MlpConfig {
                     .get(l)
                     .copied()
                     .unwrap_or(Activation::Identity);
+                let b_offset = offset + fan_in * fan_out;
+                let learned = self.learn_prelu && matches!(activation, Activation::Prelu { .. });
                 let layer = Layer {
                     fan_in,
                     fan_out,
                     activation,
                     w_offset: offset,
-                    b_offset: offset + fan_in * fan_out,
+                    b_offset,
+                    alpha_offset: learned.then_some(b_offset + fan_out),
                 };
-                offset += fan_in * fan_out + fan_out;
+                offset += layer.n_params();
                 layer
             })
             .collect()
@@ -228,13 +250,11 @@ impl MlpConfig {
 
     /// Total number of parameters.
     pub fn n_params(&self) -> usize {
-        self.layers()
-            .iter()
-            .map(|l| l.fan_in * l.fan_out + l.fan_out)
-            .sum()
+        self.layers().iter().map(Layer::n_params).sum()
     }
 
     /// The initial parameters: identical for the same config on every machine and adapter.
+    /// A learned α starts at the activation's α.
     pub fn init_params(&self) -> Vec<f32> {
         let mut rng = Rng::new(self.seed);
         let mut params = vec![0.0f32; self.n_params()];
@@ -255,6 +275,9 @@ impl MlpConfig {
                 for v in w.iter_mut() {
                     *v = rng.uniform_range(-a, a) as f32;
                 }
+            }
+            if let Some(a) = layer.alpha_offset {
+                params[a] = layer.activation.param();
             }
         }
         params
@@ -303,6 +326,36 @@ mod tests {
                     .all(|&b| b == 0.0)
             );
         }
+    }
+
+    #[test]
+    fn learned_prelu_alpha_follows_each_bias() {
+        let c = MlpConfig::new(3, &[4, 2], 2)
+            .with_activation(Activation::Prelu { alpha: 0.3 })
+            .with_learn_prelu(true);
+        let l = c.layers();
+        assert_eq!(
+            (l[0].w_offset, l[0].b_offset, l[0].alpha_offset),
+            (0, 12, Some(16))
+        );
+        assert_eq!(
+            (l[1].w_offset, l[1].b_offset, l[1].alpha_offset),
+            (17, 25, Some(27))
+        );
+        assert_eq!(
+            (l[2].w_offset, l[2].b_offset, l[2].alpha_offset),
+            (28, 32, None)
+        );
+        assert_eq!(c.n_params(), 34);
+        let p = c.init_params();
+        assert_eq!((p[16], p[27]), (0.3, 0.3));
+        // The weights are the same draws as without the learned slopes.
+        let fixed = c.clone().with_learn_prelu(false);
+        assert_eq!(fixed.n_params(), 32);
+        assert_eq!(&p[..16], &fixed.init_params()[..16]);
+        // Only pReLU layers get a slope.
+        let relu = MlpConfig::new(3, &[4], 2).with_learn_prelu(true);
+        assert_eq!(relu.n_params(), 26);
     }
 
     #[test]

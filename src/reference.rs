@@ -83,6 +83,14 @@ impl<T: Real> CpuMlp<T> {
         check_batch(&self.config, x.len(), labels, batch)
     }
 
+    /// The activation parameter of a layer: its learned α if it has one, else the fixed one.
+    fn act_param(&self, layer: &Layer) -> T {
+        match layer.alpha_offset {
+            Some(a) => self.params[a],
+            None => T::from_f64(layer.activation.param() as f64),
+        }
+    }
+
     /// Forward pass keeping what the backward pass needs.
     pub fn forward_cache(&self, x: &[T], batch: usize) -> Result<ForwardCache<T>> {
         self.check_batch(x, None, batch)?;
@@ -91,7 +99,11 @@ impl<T: Real> CpuMlp<T> {
         let mut cur = x.to_vec();
         for layer in &self.layers {
             let z = affine(&self.params, layer, &cur, batch);
-            let y: Vec<T> = z.iter().map(|&v| layer.activation.forward(v)).collect();
+            let p = self.act_param(layer);
+            let y: Vec<T> = z
+                .iter()
+                .map(|&v| layer.activation.forward_with_param(v, p))
+                .collect();
             inputs.push(std::mem::replace(&mut cur, y));
             zs.push(z);
         }
@@ -134,18 +146,27 @@ impl<T: Real> CpuMlp<T> {
                 }
             }
             if l > 0 {
-                // dZ_prev = (dZ·Wᵀ) ⊙ act'(Z_prev)
-                let act: Activation = self.layers[l - 1].activation;
+                // dY_prev = dZ·Wᵀ; dZ_prev = dY_prev ⊙ act'(Z_prev);
+                // a learned α gets dα = Σ dY_prev ⊙ ∂f/∂α(Z_prev) = Σ dY_prev ⊙ min(0, Z_prev).
+                let prev = &self.layers[l - 1];
+                let act: Activation = prev.activation;
+                let p = self.act_param(prev);
                 let z_prev = &cache.z[l - 1];
                 let mut next = vec![T::ZERO; batch * k];
+                let mut d_alpha = T::ZERO;
                 for b in 0..batch {
                     for i in 0..k {
                         let mut s = T::ZERO;
                         for j in 0..n {
                             s += dz[b * n + j] * self.params[layer.w_offset + i * n + j];
                         }
-                        next[b * k + i] = s * act.grad(z_prev[b * k + i]);
+                        let zv = z_prev[b * k + i];
+                        next[b * k + i] = s * act.grad_with_param(zv, p);
+                        d_alpha += s * act.grad_param(zv);
                     }
+                }
+                if let Some(a) = prev.alpha_offset {
+                    grads[a] = d_alpha;
                 }
                 dz = next;
             }

@@ -363,6 +363,47 @@ fn csv_train_eval_predict_and_an_independent_reader_of_the_checkpoint() {
     }
 }
 
+/// `--learn-prelu` on the GPU and on the CPU path: each pReLU slope is learned and saved as
+/// PyTorch's `nn.PReLU()` weight at Sequential index 2l+1.
+#[test]
+fn learn_prelu_trains_and_saves_each_slope_as_a_prelu_weight() {
+    let d = scratch("learn-prelu");
+    for device in ["auto", "cpu"] {
+        let path = d.join(format!("{device}.safetensors"));
+        ok(wgmlp(&[
+            "train",
+            "--dataset",
+            "spirals",
+            "--hidden",
+            "8,8",
+            "--activation",
+            "prelu",
+            "--learn-prelu",
+            "--epochs",
+            "3",
+            "--device",
+            device,
+            "--save",
+            s(&path),
+        ]));
+        let ckpt = wgmlp::checkpoint::load(&path).unwrap();
+        assert!(ckpt.config.learn_prelu, "{device}");
+        let bytes = std::fs::read(&path).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        for (l, name) in [(0, "1.weight"), (1, "3.weight")] {
+            let t = st.tensor(name).unwrap();
+            assert_eq!(t.shape(), [1], "{device} {name}");
+            let alpha = f32::from_le_bytes(t.data().try_into().unwrap());
+            let offset = ckpt.config.layers()[l].alpha_offset.unwrap();
+            assert_eq!(alpha, ckpt.params[offset], "{device} {name}");
+            assert!(
+                (alpha - 0.25).abs() > 1e-4,
+                "{device} {name}: α stayed {alpha}"
+            );
+        }
+    }
+}
+
 #[test]
 fn resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
     let d = scratch("resume");

@@ -204,3 +204,141 @@ fn bad_input_is_a_typed_error_never_a_panic() {
     let err = wgmlp::Dataset::new("nan", vec![0.0, f32::NAN, 1.0], vec![0], 3, 2).unwrap_err();
     assert!(err.to_string().contains("NaN"), "{err}");
 }
+
+/// 3-4-5-3 with pReLU hidden layers whose slopes are learned (two different α), f64: the
+/// analytic gradient, dα = Σ dY ⊙ min(0, Z) included, against central differences.
+#[test]
+fn cpu_f64_gradients_with_learned_prelu_alpha_match_finite_differences() {
+    let (x, y) = batch(1, 5, 3, 3);
+    let x = to64(&x);
+    for loss in [Loss::CrossEntropy, Loss::Mse] {
+        let config = MlpConfig::new(3, &[4, 5], 3)
+            .with_activation(Activation::Prelu { alpha: 0.25 })
+            .with_learn_prelu(true)
+            .with_loss(loss)
+            .with_seed(11);
+        let layers = config.layers();
+        let alphas: Vec<usize> = layers.iter().filter_map(|l| l.alpha_offset).collect();
+        assert_eq!(alphas.len(), 2);
+        let mut mlp = CpuMlp::<f64>::new(&config, OptimizerConfig::sgd(0.1)).unwrap();
+        // Random non-zero biases keep every pre-activation off the kink at 0.
+        let mut rng = Rng::new(17);
+        for p in mlp.params.iter_mut() {
+            *p += 0.3 * rng.normal();
+        }
+        mlp.params[alphas[0]] = 0.1;
+        mlp.params[alphas[1]] = 0.4;
+        let (_, analytic) = mlp.loss_and_gradients(&x, &y, 5).unwrap();
+        let h = 1e-6;
+        let mut fd = vec![0.0; analytic.len()];
+        for (i, fd_i) in fd.iter_mut().enumerate() {
+            let mut plus = mlp.clone();
+            plus.params[i] += h;
+            let mut minus = mlp.clone();
+            minus.params[i] -= h;
+            let lp = plus.loss_and_gradients(&x, &y, 5).unwrap().0.loss;
+            let lm = minus.loss_and_gradients(&x, &y, 5).unwrap().0.loss;
+            *fd_i = (lp - lm) / (2.0 * h);
+        }
+        let err = rel_err_norm(&analytic, &fd);
+        assert!(err < 1e-6, "{loss}: relative error {err:e}");
+        for &a in &alphas {
+            assert!(analytic[a] != 0.0, "{loss}: dα at {a} is 0");
+            let err = (analytic[a] - fd[a]).abs() / fd[a].abs();
+            assert!(
+                err < 1e-6,
+                "{loss}: dα at {a}: {} vs {}",
+                analytic[a],
+                fd[a]
+            );
+        }
+    }
+}
+
+/// GPU f32 gradients (dα included) against the CPU f64 reference for a model with learned
+/// pReLU slopes, each layer with its own α so a kernel reading the wrong layer's α shows.
+fn check_learned_prelu_gradients(ctx: &wgmlp::GpuContext, widths: &[usize], rows: usize) {
+    let (input, output) = (widths[0], widths[widths.len() - 1]);
+    let (x, y) = batch(2, rows, input, output);
+    for loss in [Loss::CrossEntropy, Loss::Mse] {
+        let config = MlpConfig::new(input, &widths[1..widths.len() - 1], output)
+            .with_activation(Activation::Prelu { alpha: 0.25 })
+            .with_learn_prelu(true)
+            .with_loss(loss)
+            .with_seed(3);
+        let mut params = config.init_params();
+        let mut rng = Rng::new(5);
+        for (i, l) in config.layers().iter().enumerate() {
+            for b in &mut params[l.b_offset..l.b_offset + l.fan_out] {
+                *b = 0.2 * rng.normal() as f32;
+            }
+            if let Some(a) = l.alpha_offset {
+                params[a] = 0.1 + 0.3 * i as f32;
+            }
+        }
+        let opt = OptimizerConfig::sgd(0.1);
+        let cpu = CpuMlp::<f64>::from_params(&config, to64(&params), opt).unwrap();
+        let (want_loss, want) = cpu.loss_and_gradients(&to64(&x), &y, rows).unwrap();
+        let mut mlp = GpuMlp::from_params(ctx, &config, opt, 64, &params).unwrap();
+        let what = format!("{widths:?} {loss} {:?}", mlp.variants());
+        let (got_loss, got) = mlp.loss_and_gradients(&x, &y, rows).unwrap();
+        let err = rel_err_norm(&to64(&got), &want);
+        assert!(err <= 1e-4, "{what}: gradient relative error {err:e}");
+        for l in config.layers() {
+            if let Some(a) = l.alpha_offset {
+                let err = (got[a] as f64 - want[a]).abs() / want[a].abs();
+                assert!(
+                    err <= 1e-4,
+                    "{what}: dα at {a}: GPU {} CPU {}",
+                    got[a],
+                    want[a]
+                );
+            }
+        }
+        let lerr = (got_loss.loss as f64 - want_loss.loss).abs() / want_loss.loss.abs();
+        assert!(
+            lerr <= 1e-5,
+            "{what}: loss {} vs {}",
+            got_loss.loss,
+            want_loss.loss
+        );
+        let logits = mlp.forward(&x, rows).unwrap();
+        let want_logits = cpu.forward(&to64(&x), rows).unwrap();
+        let err = rel_err_norm(&to64(&logits), &want_logits);
+        assert!(err <= 1e-5, "{what}: logits relative error {err:e}");
+    }
+}
+
+#[test]
+fn gpu_f32_gradients_with_learned_prelu_alpha_match_cpu_f64() {
+    check_learned_prelu_gradients(gpu(), &[13, 29, 17, 5], 37);
+    // Each learned α adds one reduce_alpha dispatch to a training step.
+    let config =
+        MlpConfig::new(13, &[29, 17], 5).with_activation(Activation::Prelu { alpha: 0.25 });
+    let opt = OptimizerConfig::sgd(0.1);
+    let fixed = GpuMlp::new(gpu(), &config, opt, 8).unwrap();
+    let learned = GpuMlp::new(gpu(), &config.with_learn_prelu(true), opt, 8).unwrap();
+    assert_eq!(
+        learned.dispatches_per_step(1),
+        fixed.dispatches_per_step(1) + 2
+    );
+}
+
+/// 20-32-16-4: the first layer runs on each matmul core in turn (the later ones start past a
+/// learned α, off the 4-float alignment the vec4 cores need, and run the scalar core).
+#[test]
+fn gpu_learned_prelu_alpha_on_every_matmul_core() {
+    use wgmlp::gpu::autotune::{Autotuner, Policy};
+    use wgmlp::gpu::kernels::MatmulVariant;
+    for variant in MatmulVariant::ALL {
+        let mut ctx = wgmlp::GpuContext::new().expect("adapter");
+        ctx.autotune = Autotuner::with(&ctx.info, Policy::Force(variant), None);
+        let config = MlpConfig::new(20, &[32, 16], 4)
+            .with_activation(Activation::Prelu { alpha: 0.25 })
+            .with_learn_prelu(true);
+        let mlp = GpuMlp::new(&ctx, &config, OptimizerConfig::sgd(0.1), 64).unwrap();
+        assert_eq!(mlp.variants()[0], variant);
+        drop(mlp);
+        check_learned_prelu_gradients(&ctx, &[20, 32, 16, 4], 50);
+    }
+}

@@ -73,6 +73,46 @@ fn twenty_sgd_steps_gpu_and_cpu_f32_agree_within_1e_3() {
     }
 }
 
+/// Learned pReLU slopes: 20 SGD steps agree on the GPU and the CPU f32 reference, and α moves.
+#[test]
+fn twenty_sgd_steps_with_learned_prelu_alpha_agree_within_1e_3() {
+    let config = MlpConfig::new(20, &[32, 16], 4)
+        .with_activation("prelu".parse().unwrap())
+        .with_learn_prelu(true)
+        .with_seed(42);
+    let (lg, lc, g, c) = trajectories(&config, OptimizerConfig::sgd(0.1), 20);
+    for (i, (a, b)) in lg.iter().zip(&lc).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-3 * b.abs(),
+            "step {}: GPU {a} CPU {b}",
+            i + 1
+        );
+    }
+    let gp = g.params().unwrap();
+    let err = rel_err_norm(&to64(&gp), &to64(&c.params));
+    assert!(err < 1e-4, "parameters differ by {err:e}");
+    let alphas: Vec<usize> = config
+        .layers()
+        .iter()
+        .filter_map(|l| l.alpha_offset)
+        .collect();
+    assert_eq!(alphas.len(), 2);
+    for a in alphas {
+        assert!(
+            (gp[a] - 0.25).abs() > 1e-4,
+            "α at {a} did not move: {}",
+            gp[a]
+        );
+        assert!(
+            (gp[a] - c.params[a]).abs() <= 1e-3 * c.params[a].abs(),
+            "α at {a}: GPU {} CPU {}",
+            gp[a],
+            c.params[a]
+        );
+    }
+    assert!(lg[19] < lg[0], "the loss went down: {lg:?}");
+}
+
 /// A regression test: the first ten losses of a fixed run, computed once with the f64 CPU
 /// reference (whose arithmetic, initialisation and shuffling are platform-independent). The
 /// f64 path must reproduce them to 1e-9; the GPU f32 path to 1e-3.

@@ -36,6 +36,9 @@ pub struct TrainArgs {
     /// Activation of the hidden layers: one, or one per layer (relu, prelu:0.1, swish:2, ...).
     #[arg(long)]
     pub activation: Option<String>,
+    /// Learn the slope α of every pReLU layer (one parameter per layer, as PyTorch's nn.PReLU()).
+    #[arg(long)]
+    pub learn_prelu: bool,
     /// Loss: ce (softmax cross-entropy) or mse.
     #[arg(long)]
     pub loss: Option<String>,
@@ -154,6 +157,7 @@ fn resolve(args: &TrainArgs, file_data: bool, train: &Dataset) -> Result<Plan> {
     let mut config =
         MlpConfig::new(train.n_features, &hidden, train.n_classes).with_seed(args.seed);
     config.activations = activations;
+    config.learn_prelu = args.learn_prelu;
     config.loss = match &args.loss {
         Some(l) => l.parse()?,
         None => Loss::CrossEntropy,
@@ -198,7 +202,7 @@ fn apply_resume(args: &TrainArgs, path: &Path, plan: &mut Plan) -> Result<()> {
         ));
     }
     let ckpt = checkpoint::load(path)?;
-    if args.hidden.is_some() || args.activation.is_some() {
+    if args.hidden.is_some() || args.activation.is_some() || args.learn_prelu {
         checkpoint::check_compatible(path, &ckpt, &plan.config)?;
     }
     let Some(training) = ckpt.training.clone() else {
@@ -389,6 +393,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             "config": {
                 "widths": c.widths(),
                 "activations": c.activations.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                "learn_prelu": c.learn_prelu,
                 "loss": c.loss.to_string(),
                 "init": c.init.to_string(),
                 "optimizer": plan.optimizer.kind.to_string(),

@@ -24,6 +24,8 @@ pub const LOSS_WGSL: &str = include_str!("../../shaders/loss.wgsl");
 pub const OPTIM_WGSL: &str = include_str!("../../shaders/optim.wgsl");
 /// `shaders/gather.wgsl`.
 pub const GATHER_WGSL: &str = include_str!("../../shaders/gather.wgsl");
+/// `shaders/alpha.wgsl`.
+pub const ALPHA_WGSL: &str = include_str!("../../shaders/alpha.wgsl");
 
 /// Every shader file, by name, as it is on disk (for validation tests).
 pub const SHADER_FILES: &[(&str, &str)] = &[
@@ -36,6 +38,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("loss.wgsl", LOSS_WGSL),
     ("optim.wgsl", OPTIM_WGSL),
     ("gather.wgsl", GATHER_WGSL),
+    ("alpha.wgsl", ALPHA_WGSL),
 ];
 
 /// How a kernel uses one binding.
@@ -80,6 +83,8 @@ pub enum Kernel {
     OptUpdate,
     /// Batch gather from the resident dataset by sample index.
     Gather,
+    /// Sums grad_input's partial dα into the gradient of a learned pReLU slope.
+    ReduceAlpha,
 }
 
 impl Kernel {
@@ -99,6 +104,7 @@ impl Kernel {
         Kernel::OptTick,
         Kernel::OptUpdate,
         Kernel::Gather,
+        Kernel::ReduceAlpha,
     ];
 
     /// A short name (labels, error messages).
@@ -118,6 +124,7 @@ impl Kernel {
             Kernel::OptTick => "optim.tick",
             Kernel::OptUpdate => "optim.update",
             Kernel::Gather => "gather.gather",
+            Kernel::ReduceAlpha => "alpha.reduce_alpha",
         }
     }
 
@@ -137,6 +144,7 @@ impl Kernel {
             Kernel::OptTick => "tick",
             Kernel::OptUpdate => "update",
             Kernel::Gather => "gather",
+            Kernel::ReduceAlpha => "reduce_alpha",
         }
     }
 
@@ -159,6 +167,7 @@ impl Kernel {
             Kernel::Loss => LOSS_WGSL.to_string(),
             Kernel::OptTick | Kernel::OptUpdate => OPTIM_WGSL.to_string(),
             Kernel::Gather => GATHER_WGSL.to_string(),
+            Kernel::ReduceAlpha => ALPHA_WGSL.to_string(),
         }
     }
 
@@ -185,7 +194,9 @@ impl Kernel {
                 (4, Read),
                 (6, ReadWrite),
                 (5, Uniform),
+                (7, ReadWrite),
             ],
+            Kernel::ReduceAlpha => &[(0, Read), (1, ReadWrite), (2, Uniform)],
             Kernel::Loss => &[
                 (0, Read),
                 (1, Read),

@@ -20,8 +20,36 @@ pub(crate) struct LayerDims {
     pub w_offset: u32,
     pub b_offset: u32,
     pub store_z: u32,
-    pub _pad: [u32; 2],
+    /// Index of the learned pReLU α in the parameters (grad_input: the previous layer's).
+    pub alpha_offset: u32,
+    /// 1 when the kernel reads α from the parameters instead of `ACT_P`.
+    pub alpha_learned: u32,
 }
+
+impl LayerDims {
+    /// The uniform of `layer` for a batch; the α fields are those of `alpha_of` (the layer
+    /// itself for the forward, the previous layer for grad_input).
+    pub fn of(
+        batch: usize,
+        layer: &crate::config::Layer,
+        store_z: u32,
+        alpha_of: Option<&crate::config::Layer>,
+    ) -> Self {
+        let alpha = alpha_of.and_then(|l| l.alpha_offset);
+        LayerDims {
+            batch: batch as u32,
+            fan_in: layer.fan_in as u32,
+            fan_out: layer.fan_out as u32,
+            w_offset: layer.w_offset as u32,
+            b_offset: layer.b_offset as u32,
+            store_z,
+            alpha_offset: alpha.unwrap_or(0) as u32,
+            alpha_learned: u32::from(alpha.is_some()),
+        }
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<LayerDims>() == 32);
 
 /// (x, y, z) workgroups for `rows × cols` outputs in blocks of `tile = (rows, cols)`; row
 /// blocks spill from y into z past `max_dim`. Errors if the columns alone need more than `max_dim`.
@@ -121,7 +149,8 @@ impl Shape {
             w_offset: 0,
             b_offset: (self.fan_in * self.fan_out) as u32,
             store_z,
-            _pad: [0; 2],
+            alpha_offset: 0,
+            alpha_learned: 0,
         }
     }
 }
@@ -198,6 +227,8 @@ impl ResidentLayer {
         let z_prev = ctx.storage_zeroed("layer.z_prev", bytes(m * k));
         let grads = ctx.storage_zeroed("layer.grads", bytes(k * n + n));
         let d_z_prev = ctx.storage_zeroed("layer.dz_prev", bytes(m * k));
+        // grad_input writes partial dα only for a learned α, which a lone layer never has.
+        let partials = ctx.storage_zeroed("layer.partials", 4);
         let dims = ctx.uniform("layer.dims", &shape.dims(u32::from(store_z)));
         let max = ctx.max_workgroups_per_dim;
         let tile = variant.tile();
@@ -234,6 +265,7 @@ impl ResidentLayer {
                     (4, &z_prev),
                     (6, &d_z_prev),
                     (5, &dims),
+                    (7, &partials),
                 ],
             ),
             matmul_grid(m, k, MatmulVariant::Scalar.tile(), max)?,

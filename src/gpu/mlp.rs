@@ -42,6 +42,15 @@ struct OptParams {
     weight_decay: f32,
 }
 
+/// The `AlphaDims` uniform of `alpha.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct AlphaDims {
+    count: u32,
+    alpha_offset: u32,
+    _pad: [u32; 2],
+}
+
 /// The `GatherDims` uniform of `gather.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -84,6 +93,9 @@ impl TrainState {
     }
 }
 
+/// Invocations in one workgroup of `grad_input` (8 × 8): one partial dα each.
+const GRAD_INPUT_WORKGROUP: usize = 64;
+
 /// Byte offset of `loss_sum` in `TrainState`: metrics are cleared from here on.
 const METRICS_OFFSET: u64 = 16;
 
@@ -104,6 +116,8 @@ struct Plan {
     forward_eval: Vec<wgpu::BindGroup>,
     grad_weights: Vec<wgpu::BindGroup>,
     grad_input: Vec<Option<wgpu::BindGroup>>,
+    /// `reduce_alpha` after grad_input of layer l, when layer l − 1 learns its α.
+    reduce_alpha: Vec<Option<wgpu::BindGroup>>,
     loss_train: wgpu::BindGroup,
     loss_eval: wgpu::BindGroup,
     loss_grad_only: wgpu::BindGroup,
@@ -137,6 +151,8 @@ pub struct GpuMlp<'c> {
     z: Vec<wgpu::Buffer>,
     y: Vec<wgpu::Buffer>,
     dz: Vec<wgpu::Buffer>,
+    /// grad_input's partial sums of dα, one per invocation of its largest grid.
+    partials: wgpu::Buffer,
     forward_pipes: Vec<Arc<wgpu::ComputePipeline>>,
     grad_input_pipes: Vec<Option<Arc<wgpu::ComputePipeline>>>,
     grad_weights_pipes: Vec<Arc<wgpu::ComputePipeline>>,
@@ -145,6 +161,7 @@ pub struct GpuMlp<'c> {
     tick_pipe: Arc<wgpu::ComputePipeline>,
     update_pipe: Arc<wgpu::ComputePipeline>,
     gather_pipe: Arc<wgpu::ComputePipeline>,
+    reduce_alpha_pipe: Option<Arc<wgpu::ComputePipeline>>,
     plans: HashMap<usize, Plan>,
 }
 
@@ -252,6 +269,23 @@ impl<'c> GpuMlp<'c> {
         let z = layers.iter().map(|l| act_buf("z", l.fan_out)).collect();
         let y = layers.iter().map(|l| act_buf("y", l.fan_out)).collect();
         let dz = layers.iter().map(|l| act_buf("dz", l.fan_out)).collect();
+        let learned_alpha = layers.iter().any(|l| l.alpha_offset.is_some());
+        let partials_len = (1..layers.len())
+            .filter(|&l| layers[l - 1].alpha_offset.is_some())
+            .map(|l| {
+                let (x, y, z) = matmul_grid(
+                    max_batch,
+                    layers[l].fan_in,
+                    (32, 32),
+                    ctx.max_workgroups_per_dim,
+                )?;
+                Ok((x * y * z) as usize * GRAD_INPUT_WORKGROUP)
+            })
+            .collect::<Result<Vec<usize>>>()?
+            .into_iter()
+            .max()
+            .unwrap_or(1);
+        let partials = ctx.storage_zeroed("alpha_partials", bytes(partials_len));
         let forward_pipes = layers
             .iter()
             .zip(&variants)
@@ -289,6 +323,10 @@ impl<'c> GpuMlp<'c> {
             tick_pipe: ctx.pipeline(&PipelineKey::new(Kernel::OptTick))?,
             update_pipe: ctx.pipeline(&PipelineKey::new(Kernel::OptUpdate))?,
             gather_pipe: ctx.pipeline(&PipelineKey::new(Kernel::Gather))?,
+            reduce_alpha_pipe: match learned_alpha {
+                true => Some(ctx.pipeline(&PipelineKey::new(Kernel::ReduceAlpha))?),
+                false => None,
+            },
             ctx,
             config: config.clone(),
             layers,
@@ -309,6 +347,7 @@ impl<'c> GpuMlp<'c> {
             z,
             y,
             dz,
+            partials,
             forward_pipes,
             grad_input_pipes,
             plans: HashMap::new(),
@@ -338,7 +377,12 @@ impl<'c> GpuMlp<'c> {
     /// Compute dispatches in one training step (gather chunks included).
     pub fn dispatches_per_step(&self, gather_chunks: usize) -> usize {
         let l = self.layers.len();
-        gather_chunks + l + 1 + l + (l - 1) + 2
+        let alphas = self
+            .layers
+            .iter()
+            .filter(|l| l.alpha_offset.is_some())
+            .count();
+        gather_chunks + l + 1 + l + (l - 1) + alphas + 2
     }
 
     fn ensure_plan(&mut self, batch: usize) -> Result<()> {
@@ -357,24 +401,14 @@ impl<'c> GpuMlp<'c> {
         }
         let ctx = self.ctx;
         let dims = |l: &Layer, store_z: u32| {
-            ctx.uniform(
-                "layer",
-                &LayerDims {
-                    batch: batch as u32,
-                    fan_in: l.fan_in as u32,
-                    fan_out: l.fan_out as u32,
-                    w_offset: l.w_offset as u32,
-                    b_offset: l.b_offset as u32,
-                    store_z,
-                    _pad: [0; 2],
-                },
-            )
+            ctx.uniform("layer", &LayerDims::of(batch, l, store_z, Some(l)))
         };
         let mut plan = Plan {
             forward_train: Vec::new(),
             forward_eval: Vec::new(),
             grad_weights: Vec::new(),
             grad_input: Vec::new(),
+            reduce_alpha: Vec::new(),
             loss_train: self.loss_bind(batch, &self.state, 1),
             loss_eval: self.loss_bind(batch, &self.eval_state, 0),
             loss_grad_only: self.loss_bind(batch, &self.eval_state, 1),
@@ -418,7 +452,11 @@ impl<'c> GpuMlp<'c> {
                     ],
                 ),
             });
-            plan.grad_input.push((l > 0).then(|| {
+            let prev = l.checked_sub(1).map(|p| &self.layers[p]);
+            plan.grad_input.push(prev.map(|prev| {
+                // grad_input applies the previous layer's act', so it carries that layer's α.
+                let gi_dims =
+                    ctx.uniform("grad_input", &LayerDims::of(batch, layer, 1, Some(prev)));
                 ctx.bind_group(
                     Kernel::GradInput,
                     &[
@@ -426,10 +464,31 @@ impl<'c> GpuMlp<'c> {
                         (3, &self.params),
                         (4, &self.z[l - 1]),
                         (6, &self.dz[l - 1]),
-                        (5, &train_dims),
+                        (5, &gi_dims),
+                        (7, &self.partials),
                     ],
                 )
             }));
+            let alpha = prev.and_then(|p| p.alpha_offset);
+            plan.reduce_alpha.push(match alpha {
+                Some(alpha_offset) => {
+                    let (x, y, z) = self.matmul_grid(batch, layer.fan_in, (32, 32));
+                    let count = x * y * z * GRAD_INPUT_WORKGROUP as u32;
+                    let uniform = ctx.uniform(
+                        "reduce_alpha",
+                        &AlphaDims {
+                            count,
+                            alpha_offset: alpha_offset as u32,
+                            _pad: [0; 2],
+                        },
+                    );
+                    Some(ctx.bind_group(
+                        Kernel::ReduceAlpha,
+                        &[(0, &self.partials), (1, &self.grads), (2, &uniform)],
+                    ))
+                }
+                None => None,
+            });
         }
         self.plans.insert(batch, plan);
         Ok(())
@@ -556,6 +615,11 @@ impl<'c> GpuMlp<'c> {
                 pass.set_pipeline(pipe);
                 pass.set_bind_group(0, group, &[]);
                 pass.dispatch_workgroups(x, y, z);
+            }
+            if let (Some(pipe), Some(group)) = (&self.reduce_alpha_pipe, &plan.reduce_alpha[l]) {
+                pass.set_pipeline(pipe);
+                pass.set_bind_group(0, group, &[]);
+                pass.dispatch_workgroups(1, 1, 1);
             }
         }
     }
