@@ -662,15 +662,7 @@ impl<'c> GpuMlp<'c> {
         gather: &GatherPlan,
         offset: usize,
     ) -> Result<()> {
-        let batch = gather.batch;
-        self.ensure_plan(batch)?;
-        enc.copy_buffer_to_buffer(
-            &data.perm,
-            (offset * 4) as u64,
-            &self.idx,
-            0,
-            (batch * 4) as u64,
-        );
+        let batch = self.encode_batch_indices(enc, &data.perm, gather, offset)?;
         let plan = &self.plans[&batch];
         let mut pass = Self::begin_pass(enc, "train step");
         self.encode_gather(&mut pass, gather);
@@ -679,6 +671,21 @@ impl<'c> GpuMlp<'c> {
         self.encode_backward(&mut pass, plan, batch);
         self.encode_update(&mut pass);
         Ok(())
+    }
+
+    /// Records the copy of `order[offset..offset + batch]` into the batch-index buffer (after
+    /// making sure the batch size has its bind groups); returns the batch size.
+    fn encode_batch_indices(
+        &mut self,
+        enc: &mut wgpu::CommandEncoder,
+        order: &wgpu::Buffer,
+        gather: &GatherPlan,
+        offset: usize,
+    ) -> Result<usize> {
+        let batch = gather.batch;
+        self.ensure_plan(batch)?;
+        enc.copy_buffer_to_buffer(order, (offset * 4) as u64, &self.idx, 0, (batch * 4) as u64);
+        Ok(batch)
     }
 
     /// Records the evaluation of rows `offset..offset + batch` of `data` (in order) into the
@@ -690,15 +697,7 @@ impl<'c> GpuMlp<'c> {
         gather: &GatherPlan,
         offset: usize,
     ) -> Result<()> {
-        let batch = gather.batch;
-        self.ensure_plan(batch)?;
-        enc.copy_buffer_to_buffer(
-            &data.order,
-            (offset * 4) as u64,
-            &self.idx,
-            0,
-            (batch * 4) as u64,
-        );
+        let batch = self.encode_batch_indices(enc, &data.order, gather, offset)?;
         let plan = &self.plans[&batch];
         let mut pass = Self::begin_pass(enc, "eval batch");
         self.encode_gather(&mut pass, gather);
