@@ -10,6 +10,8 @@
 // `tick` (one invocation) advances the step counter t before `update` runs; both do nothing
 // once the loss kernel has marked the run as diverged, so the last good parameters stay.
 //
+// Needs structs.wgsl prepended (the host does it).
+//
 // Bindings (group 0)
 //   0 params: array<f32>  read_write
 //   1 grads:  array<f32>  read
@@ -23,28 +25,6 @@ const OPT_SGD: u32 = 0u;
 const OPT_MOMENTUM: u32 = 1u;
 const OPT_ADAM: u32 = 2u;
 const OPT_ADAMW: u32 = 3u;
-
-struct OptParams {
-    n: u32,
-    kind: u32,
-    lr: f32,
-    momentum: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    weight_decay: f32,
-}
-
-struct TrainState {
-    step: u32,
-    diverged: u32,
-    bad_step: u32,
-    bad_loss: f32,
-    loss_sum: f32,
-    correct: u32,
-    count: u32,
-    _pad: u32,
-}
 
 @group(0) @binding(0) var<storage, read_write> params: array<f32>;
 @group(0) @binding(1) var<storage, read> grads: array<f32>;

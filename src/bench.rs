@@ -22,7 +22,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::gpu::elementwise;
-use crate::gpu::kernels::{Kernel, MatmulVariant};
+use crate::gpu::kernels::Kernel;
 use crate::gpu::layer::{ResidentLayer, Shape};
 use crate::optim::OptimizerConfig;
 use crate::rng::Rng;
@@ -240,8 +240,7 @@ pub fn layers(ctx: &GpuContext, timer: &Timer, opts: &BenchOptions) -> Result<Ve
         let x = random_vec(&mut rng, m * k, -1.0, 1.0);
         let w = random_vec(&mut rng, k * n, -scale, scale);
         let b = random_vec(&mut rng, n, -0.1, 0.1);
-        let fits = MatmulVariant::vec4_fits(n, 0, k * n);
-        let core = ctx.autotune.choose(ctx, m, k, n, fits)?;
+        let core = crate::gpu::tune::choose(ctx, m, k, n, 0, k * n)?;
         let fused = ResidentLayer::with_variant(ctx, core, act, act, shape, &x, &w, &b, true)?;
         fused.write_backward_inputs(
             ctx,

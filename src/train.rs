@@ -6,7 +6,6 @@ use std::time::Instant;
 use crate::config::MlpConfig;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::gpu::mlp::GatherPlan;
 use crate::gpu::{GpuContext, GpuDataset, GpuMlp};
 use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::reference::{BatchLoss, CpuMlp};
@@ -65,8 +64,6 @@ pub struct GpuEngine<'c> {
     pub train: GpuDataset,
     /// Test set on the GPU.
     pub test: Option<GpuDataset>,
-    /// Gather plans by (dataset: 0 train / 1 test, batch size).
-    plans: Vec<(usize, usize, GatherPlan)>,
 }
 
 /// Where the model lives.
@@ -108,7 +105,6 @@ impl<'c> Trainer<'c> {
             mlp,
             train: train_gpu,
             test: test_gpu,
-            plans: Vec::new(),
         }));
         Ok(Self::with_engine(engine, config, train, test, options))
     }
@@ -172,17 +168,11 @@ impl<'c> Trainer<'c> {
         let batch = self.options.batch_size.min(self.train.len());
         let (train_stats, test_stats) = match &mut self.engine {
             Engine::Gpu(g) => {
-                let GpuEngine {
-                    mlp,
-                    train,
-                    test,
-                    plans,
-                } = &mut **g;
+                let GpuEngine { mlp, train, test } = &mut **g;
                 gpu_epoch(
                     mlp,
                     train,
                     test.as_ref(),
-                    plans,
                     &perm,
                     batch,
                     &self.options,
@@ -211,13 +201,11 @@ impl<'c> Trainer<'c> {
         let batch = self.options.batch_size.min(self.train.len());
         match &mut self.engine {
             Engine::Gpu(g) => {
-                let GpuEngine {
-                    mlp, train, plans, ..
-                } = &mut **g;
+                let GpuEngine { mlp, train, .. } = &mut **g;
                 let ctx = mlp.context();
                 let mut enc = ctx.device.create_command_encoder(&Default::default());
                 mlp.encode_reset_metrics(&mut enc);
-                encode_evaluation(mlp, plans, &mut enc, train, 0)?;
+                mlp.encode_evaluation(&mut enc, train)?;
                 mlp.encode_snapshot_states(&mut enc);
                 ctx.queue.submit([enc.finish()]);
                 let (_, ev) = mlp.read_snapshot()?;
@@ -316,44 +304,11 @@ fn check_data(
     Ok(())
 }
 
-fn plan_for(
-    mlp: &GpuMlp,
-    plans: &mut Vec<(usize, usize, GatherPlan)>,
-    data: &GpuDataset,
-    id: usize,
-    batch: usize,
-) -> Result<usize> {
-    if let Some(i) = plans.iter().position(|(d, b, _)| *d == id && *b == batch) {
-        return Ok(i);
-    }
-    plans.push((id, batch, mlp.gather_plan(data, batch)?));
-    Ok(plans.len() - 1)
-}
-
-/// Records the evaluation of all of `data` (dataset id `id` in `plans`) in batches of the
-/// model's max batch, into the evaluation metrics.
-fn encode_evaluation(
-    mlp: &mut GpuMlp,
-    plans: &mut Vec<(usize, usize, GatherPlan)>,
-    enc: &mut wgpu::CommandEncoder,
-    data: &GpuDataset,
-    id: usize,
-) -> Result<()> {
-    let batch = mlp.max_batch();
-    for offset in (0..data.len).step_by(batch) {
-        let b = batch.min(data.len - offset);
-        let p = plan_for(mlp, plans, data, id, b)?;
-        mlp.encode_eval_batch(enc, data, &plans[p].2, offset)?;
-    }
-    Ok(())
-}
-
 #[allow(clippy::too_many_arguments)]
 fn gpu_epoch(
     mlp: &mut GpuMlp,
     train: &GpuDataset,
     test: Option<&GpuDataset>,
-    plans: &mut Vec<(usize, usize, GatherPlan)>,
     perm: &[u32],
     batch: usize,
     options: &TrainOptions,
@@ -369,8 +324,7 @@ fn gpu_epoch(
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     mlp.encode_reset_metrics(&mut enc);
     for (i, &(offset, b)) in steps.iter().enumerate() {
-        let p = plan_for(mlp, plans, train, 0, b)?;
-        mlp.encode_train_step(&mut enc, train, &plans[p].2, offset)?;
+        mlp.encode_train_step(&mut enc, train, offset, b)?;
         if (i + 1) % options.steps_per_submit == 0 && i + 1 < steps.len() {
             let full = std::mem::replace(
                 &mut enc,
@@ -380,7 +334,7 @@ fn gpu_epoch(
         }
     }
     if let Some(test) = test {
-        encode_evaluation(mlp, plans, &mut enc, test, 1)?;
+        mlp.encode_evaluation(&mut enc, test)?;
     }
     mlp.encode_snapshot_states(&mut enc);
     ctx.queue.submit([enc.finish()]);

@@ -4,6 +4,7 @@
 use wgmlp::GpuContext;
 use wgmlp::gpu::autotune::{Autotuner, Policy, shape_class};
 use wgmlp::gpu::kernels::MatmulVariant;
+use wgmlp::gpu::tune;
 
 #[test]
 fn autotune_times_once_caches_on_disk_and_reuses_the_choice() {
@@ -13,26 +14,35 @@ fn autotune_times_once_caches_on_disk_and_reuses_the_choice() {
     let mut ctx = GpuContext::new().expect("adapter");
     eprintln!("[adapter] {}", ctx.adapter_summary());
     ctx.autotune = Autotuner::with(&ctx.info, Policy::Auto, Some(path.clone()));
-    let v = ctx.autotune.choose(&ctx, 64, 40, 32, true).unwrap();
+    let v = tune::choose(&ctx, 64, 40, 32, 0, 1280).unwrap();
     assert_eq!(ctx.autotune.tunings(), 1);
     // Same shape class (64x64x32): no second timing.
-    assert_eq!(ctx.autotune.choose(&ctx, 50, 33, 32, true).unwrap(), v);
+    assert_eq!(tune::choose(&ctx, 50, 33, 32, 0, 1056).unwrap(), v);
     assert_eq!(ctx.autotune.tunings(), 1);
     // A layer the vec4 core cannot run is never timed.
     assert_eq!(
-        ctx.autotune.choose(&ctx, 64, 40, 30, false).unwrap(),
+        tune::choose(&ctx, 64, 40, 30, 0, 1200).unwrap(),
         MatmulVariant::Scalar
     );
     assert_eq!(ctx.autotune.tunings(), 1);
     // A new process (here: a new tuner) reads the choice from the cache file.
     let again = Autotuner::with(&ctx.info, Policy::Auto, Some(path.clone()));
     assert_eq!(again.choices(), vec![(shape_class(64, 40, 32), v)]);
-    assert_eq!(again.choose(&ctx, 64, 40, 32, true).unwrap(), v);
+    assert_eq!(
+        again
+            .choose(64, 40, 32, true, || panic!(
+                "a cached choice is not timed again"
+            ))
+            .unwrap(),
+        v
+    );
     assert_eq!(again.tunings(), 0);
     // Forcing a core overrides the cache.
     let forced = Autotuner::with(&ctx.info, Policy::Force(MatmulVariant::Scalar), Some(path));
     assert_eq!(
-        forced.choose(&ctx, 64, 40, 32, true).unwrap(),
+        forced
+            .choose(64, 40, 32, true, || panic!("a forced core is not timed"))
+            .unwrap(),
         MatmulVariant::Scalar
     );
     std::fs::remove_dir_all(&dir).unwrap();

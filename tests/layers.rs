@@ -292,20 +292,20 @@ fn layer_256x256_to_10_the_textbook_output_layer() {
     check_backward(ctx, Activation::Relu, &c, "256x256->10");
 }
 
-/// Batches past one grid row: the per-dimension limit is lowered to 2 workgroups so the row
-/// blocks spill from grid y into grid z (197 rows = 7 row blocks of 32, 4 of 64).
+/// Batches past one grid row: the per-dimension limit is lowered to 4 workgroups so the row
+/// blocks spill from grid y into grid z (301 rows = 10 row blocks of 32, 5 of 64).
 #[test]
 fn layer_batch_past_one_workgroup_grid_row() {
     let mut ctx = GpuContext::new().expect("adapter");
-    ctx.max_workgroups_per_dim = 2;
-    let c = case(5, 197, 45, 64);
+    ctx.max_workgroups_per_dim = 4;
+    let c = case(5, 301, 45, 64);
     for act in [
         Activation::Relu,
         Activation::Sigmoid,
         Activation::Prelu { alpha: 0.25 },
     ] {
-        check_forward(&ctx, act, &c, "197x45->64 on a 2-wide grid");
-        check_backward(&ctx, act, &c, "197x45->64 on a 2-wide grid");
+        check_forward(&ctx, act, &c, "301x45->64 on a 4-wide grid");
+        check_backward(&ctx, act, &c, "301x45->64 on a 4-wide grid");
     }
     // Columns that would need more workgroups than a grid row allows are an error, not a wrong answer.
     let wide = case(6, 4, 3, 129);

@@ -1,5 +1,6 @@
-//! Which matmul core each layer uses: a short timing of the eligible cores at first use of a
-//! shape class on an adapter, remembered in memory and on disk.
+//! The cache of matmul-core choices: per adapter and shape class, in memory and on disk. It
+//! holds choices only; the timing that makes them lives beside the cores, in
+//! [`crate::gpu::tune`], which hands it in as a closure.
 //!
 //! The best core differs between adapters (on CPU adapters barriers are expensive and wide
 //! register blocks win; GPUs have other trade-offs), so no fixed choice is right for everyone.
@@ -15,14 +16,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Instant;
 
-use crate::activation::Activation;
 use crate::error::{Error, Result};
-use crate::gpu::context::GpuContext;
-use crate::gpu::kernels::MatmulVariant;
-use crate::gpu::layer::{ResidentLayer, Shape};
-use crate::rng::Rng;
+use crate::gpu::matmul::MatmulVariant;
 
 /// The environment variable that sets the [`Policy`].
 pub const ENV_MATMUL: &str = "WGMLP_MATMUL";
@@ -68,22 +64,12 @@ impl Policy {
     }
 }
 
-/// `variant` name as stored in the cache.
 fn name(v: MatmulVariant) -> &'static str {
-    match v {
-        MatmulVariant::Scalar => "scalar",
-        MatmulVariant::Vec4 => "vec4",
-        MatmulVariant::Wide => "wide",
-    }
+    v.name()
 }
 
 fn from_name(s: &str) -> Option<MatmulVariant> {
-    match s {
-        "scalar" => Some(MatmulVariant::Scalar),
-        "vec4" => Some(MatmulVariant::Vec4),
-        "wide" => Some(MatmulVariant::Wide),
-        _ => None,
-    }
+    MatmulVariant::from_name(s)
 }
 
 /// The shape class of a layer: each dimension rounded up to a power of two.
@@ -165,14 +151,16 @@ impl Autotuner {
         self.tunings.lock().map(|t| *t).unwrap_or(0)
     }
 
-    /// The core for a layer of this shape; `vec4_ok` says whether the vec4 core can run it.
+    /// The core for a layer of this shape; `vec4_ok` says whether the vec4 cores can run it.
+    /// On a cache miss under [`Policy::Auto`], `time` measures the candidates and returns the
+    /// fastest; the answer is remembered (and written to the cache file, if there is one).
     pub fn choose(
         &self,
-        ctx: &GpuContext,
         batch: usize,
         fan_in: usize,
         fan_out: usize,
         vec4_ok: bool,
+        time: impl FnOnce() -> Result<MatmulVariant>,
     ) -> Result<MatmulVariant> {
         if !vec4_ok {
             return Ok(MatmulVariant::Scalar);
@@ -187,7 +175,7 @@ impl Autotuner {
         if let Some(v) = choices.get(&class) {
             return Ok(*v);
         }
-        let best = time_variants(ctx, batch, fan_in, fan_out)?;
+        let best = time()?;
         log::info!("autotune {class}: {} on {}", name(best), self.adapter_key);
         choices.insert(class, best);
         *self.tunings.lock().unwrap_or_else(|p| p.into_inner()) += 1;
@@ -198,56 +186,6 @@ impl Autotuner {
         }
         Ok(best)
     }
-}
-
-/// Times the forward of each core on random data of this shape (at most 256 rows), the
-/// median of 3 runs after a warm-up, and returns the fastest.
-fn time_variants(ctx: &GpuContext, batch: usize, k: usize, n: usize) -> Result<MatmulVariant> {
-    let shape = Shape {
-        batch: batch.clamp(1, 256),
-        fan_in: k,
-        fan_out: n,
-    };
-    let mut rng = Rng::new(1);
-    let mut rand = |len: usize| -> Vec<f32> {
-        (0..len)
-            .map(|_| rng.uniform_range(-1.0, 1.0) as f32)
-            .collect()
-    };
-    let (x, w, b) = (rand(shape.batch * k), rand(k * n), rand(n));
-    let mut best = (f64::MAX, MatmulVariant::Scalar);
-    for v in MatmulVariant::ALL {
-        let layer = ResidentLayer::with_variant(
-            ctx,
-            v,
-            Activation::Relu,
-            Activation::Identity,
-            shape,
-            &x,
-            &w,
-            &b,
-            true,
-        )?;
-        let mut times = Vec::new();
-        for rep in 0..4 {
-            let start = Instant::now();
-            let mut enc = ctx.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                layer.record_forward(&mut pass);
-            }
-            ctx.queue.submit([enc.finish()]);
-            ctx.wait("autotune")?;
-            if rep > 0 {
-                times.push(start.elapsed().as_secs_f64());
-            }
-        }
-        times.sort_by(f64::total_cmp);
-        if times[1] < best.0 {
-            best = (times[1], v);
-        }
-    }
-    Ok(best.1)
 }
 
 fn load(path: &PathBuf, adapter: &str) -> BTreeMap<String, MatmulVariant> {

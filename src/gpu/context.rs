@@ -10,7 +10,7 @@ use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
 use crate::gpu::autotune::Autotuner;
-use crate::gpu::kernels::{Kernel, PipelineKey};
+use crate::gpu::kernels::{Access, Kernel, PipelineKey};
 
 /// The hint printed when no adapter exists.
 pub const NO_ADAPTER_HINT: &str = "install a Vulkan driver (on Debian/Ubuntu: apt-get install -y mesa-vulkan-drivers, which provides the lavapipe software adapter), or set WGPU_BACKEND=gl to use Mesa's llvmpipe through OpenGL";
@@ -141,6 +141,9 @@ pub fn choose_adapter(req: &AdapterRequest) -> Result<wgpu::Adapter> {
     }
 }
 
+/// A kernel's binding signature (the key of the bind-group layout cache).
+type Signature = &'static [(u32, Access)];
+
 /// The least the kernels need; adapters below this are rejected with a clear reason.
 fn check_limits(info: &wgpu::AdapterInfo, l: &wgpu::Limits) -> Result<()> {
     let need = [
@@ -191,10 +194,17 @@ pub struct GpuContext {
     /// Workgroups per grid dimension the kernels may use (normally the device limit; tests
     /// lower it to exercise the multi-row grid path on small inputs).
     pub max_workgroups_per_dim: u32,
+    /// The longest reduction one dispatch of a layer, loss or reduction kernel sums; longer
+    /// ones are split into several dispatches (see [`crate::gpu::matmul`] on llvmpipe's loop
+    /// limit). Tests lower it to exercise the split on small inputs.
+    pub max_loop_trip: u32,
+    /// Loop iterations an invocation may run in total before the driver silently stops its
+    /// loops (llvmpipe/lavapipe: 65,535), if the adapter has such a limit.
+    pub loop_limit: Option<u32>,
     /// Which matmul core each layer shape uses on this adapter (`WGMLP_MATMUL`).
     pub autotune: Autotuner,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
-    layouts: Mutex<HashMap<Kernel, Arc<wgpu::BindGroupLayout>>>,
+    layouts: Mutex<HashMap<Signature, Arc<wgpu::BindGroupLayout>>>,
     uncaptured: Arc<Mutex<Option<String>>>,
 }
 
@@ -261,8 +271,17 @@ impl GpuContext {
             }
         }));
         let limits = device.limits();
+        // Mesa's gallivm (llvmpipe, lavapipe) counts every loop iteration of an invocation
+        // against one limit of 65,535 and then leaves all loops early without an error.
+        let loop_limit = info
+            .name
+            .to_ascii_lowercase()
+            .contains("llvmpipe")
+            .then_some(65_535);
         GpuContext {
             autotune: Autotuner::new(&info),
+            max_loop_trip: DEFAULT_MAX_LOOP_TRIP,
+            loop_limit,
             features: device.features(),
             max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
             limits,
@@ -298,12 +317,27 @@ impl GpuContext {
         }
     }
 
-    /// The explicit bind-group layout of `kernel` (created once).
+    /// The explicit bind-group layout of `kernel`, created once per binding signature (so
+    /// kernels with the same signature, like the matmul cores, share it and their bind groups).
     pub fn layout(&self, kernel: Kernel) -> Arc<wgpu::BindGroupLayout> {
         let mut map = self.layouts.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(kernel)
+        map.entry(kernel.bindings())
             .or_insert_with(|| Arc::new(kernel.create_layout(&self.device)))
             .clone()
+    }
+
+    /// Checks that an invocation running `iterations` loop iterations in total stays within
+    /// the adapter's loop limit (see [`GpuContext::loop_limit`]).
+    pub fn check_loop_trip(&self, op: &str, iterations: u64, cause: &str) -> Result<()> {
+        match self.loop_limit {
+            Some(limit) if iterations > limit as u64 => Err(Error::AdapterUnsuitable {
+                adapter: self.info.name.clone(),
+                reason: format!(
+                    "{op} would run {iterations} loop iterations in one invocation, and this driver silently stops every loop after {limit}; {cause}, use a hardware GPU, or --device cpu"
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The compute pipeline for `key`, compiled on first use and cached.
@@ -421,12 +455,16 @@ impl GpuContext {
         Ok(out)
     }
 
-    /// Blocks until all submitted work has finished.
+    /// Blocks until all submitted work has finished, or fails after [`WAIT_TIMEOUT`] (a hung
+    /// or lost device is an error, not a hang).
     pub fn wait(&self, op: &str) -> Result<()> {
         self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::gpu(op, e))?;
-        Ok(())
+            .poll(wgpu::PollType::Wait {
+                submission_index: None,
+                timeout: Some(WAIT_TIMEOUT),
+            })
+            .map_err(|e| Error::gpu(op, format!("{e} on {}", self.info.name)))?;
+        self.check(op)
     }
 
     /// Splits `workgroups` into a 2-D grid whose x extent stays within the per-dimension limit.
@@ -435,6 +473,13 @@ impl GpuContext {
         grid_1d(workgroups, self.max_workgroups_per_dim)
     }
 }
+
+/// The default of [`GpuContext::max_loop_trip`]: well inside llvmpipe's 65,535 iterations per
+/// invocation, and long enough that GPUs split only reductions far beyond the usual shapes.
+pub const DEFAULT_MAX_LOOP_TRIP: u32 = 16_384;
+
+/// How long [`GpuContext::wait`] waits for the GPU before it reports an error.
+pub const WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Splits `workgroups` into (x, y) with x ≤ `max_dim`, x·y ≥ workgroups and little waste.
 pub fn grid_1d(workgroups: u32, max_dim: u32) -> (u32, u32) {

@@ -5,6 +5,8 @@
 
 use crate::error::{Error, Result};
 
+/// `shaders/structs.wgsl`, prepended to every kernel: the structs they share.
+pub const STRUCTS_WGSL: &str = include_str!("../../shaders/structs.wgsl");
 /// `shaders/activations.wgsl`, prepended to kernels that apply an activation.
 pub const ACTIVATIONS_WGSL: &str = include_str!("../../shaders/activations.wgsl");
 /// `shaders/elementwise.wgsl`.
@@ -26,9 +28,12 @@ pub const OPTIM_WGSL: &str = include_str!("../../shaders/optim.wgsl");
 pub const GATHER_WGSL: &str = include_str!("../../shaders/gather.wgsl");
 /// `shaders/alpha.wgsl`.
 pub const ALPHA_WGSL: &str = include_str!("../../shaders/alpha.wgsl");
+/// `shaders/transpose.wgsl`.
+pub const TRANSPOSE_WGSL: &str = include_str!("../../shaders/transpose.wgsl");
 
 /// Every shader file, by name, as it is on disk (for validation tests).
 pub const SHADER_FILES: &[(&str, &str)] = &[
+    ("structs.wgsl", STRUCTS_WGSL),
     ("activations.wgsl", ACTIVATIONS_WGSL),
     ("elementwise.wgsl", ELEMENTWISE_WGSL),
     ("affine_act.wgsl", AFFINE_ACT_WGSL),
@@ -39,10 +44,11 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("optim.wgsl", OPTIM_WGSL),
     ("gather.wgsl", GATHER_WGSL),
     ("alpha.wgsl", ALPHA_WGSL),
+    ("transpose.wgsl", TRANSPOSE_WGSL),
 ];
 
 /// How a kernel uses one binding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Access {
     /// `var<storage, read>`.
     Read,
@@ -61,6 +67,12 @@ pub enum Kernel {
     ActBackward,
     /// y = x: the bandwidth baseline.
     Copy,
+    /// [`Kernel::ActForward`] in the lane-interleaved layout (workgroups of 8).
+    ActForwardLanes,
+    /// [`Kernel::ActBackward`] in the lane-interleaved layout.
+    ActBackwardLanes,
+    /// [`Kernel::Copy`] in the lane-interleaved layout.
+    CopyLanes,
     /// Fused layer forward: Z = X·W + b, Y = act(Z).
     AffineForward,
     /// dW = Xᵀ·dZ and db = Σ dZ.
@@ -85,6 +97,8 @@ pub enum Kernel {
     Gather,
     /// Sums grad_input's partial dα into the gradient of a learned pReLU slope.
     ReduceAlpha,
+    /// Wᵀ of one layer, for dX on the forward cores.
+    Transpose,
 }
 
 impl Kernel {
@@ -93,6 +107,9 @@ impl Kernel {
         Kernel::ActForward,
         Kernel::ActBackward,
         Kernel::Copy,
+        Kernel::ActForwardLanes,
+        Kernel::ActBackwardLanes,
+        Kernel::CopyLanes,
         Kernel::AffineForward,
         Kernel::GradWeights,
         Kernel::GradInput,
@@ -105,6 +122,7 @@ impl Kernel {
         Kernel::OptUpdate,
         Kernel::Gather,
         Kernel::ReduceAlpha,
+        Kernel::Transpose,
     ];
 
     /// A short name (labels, error messages).
@@ -113,6 +131,9 @@ impl Kernel {
             Kernel::ActForward => "elementwise.forward",
             Kernel::ActBackward => "elementwise.backward",
             Kernel::Copy => "elementwise.copy",
+            Kernel::ActForwardLanes => "elementwise.forward_lanes",
+            Kernel::ActBackwardLanes => "elementwise.backward_lanes",
+            Kernel::CopyLanes => "elementwise.copy_lanes",
             Kernel::AffineForward => "affine_act.forward",
             Kernel::GradWeights => "affine_backward.grad_weights",
             Kernel::GradInput => "affine_backward.grad_input",
@@ -125,6 +146,7 @@ impl Kernel {
             Kernel::OptUpdate => "optim.update",
             Kernel::Gather => "gather.gather",
             Kernel::ReduceAlpha => "alpha.reduce_alpha",
+            Kernel::Transpose => "transpose.transpose",
         }
     }
 
@@ -134,6 +156,9 @@ impl Kernel {
             Kernel::ActForward => "forward",
             Kernel::ActBackward => "backward",
             Kernel::Copy => "copy",
+            Kernel::ActForwardLanes => "forward_lanes",
+            Kernel::ActBackwardLanes => "backward_lanes",
+            Kernel::CopyLanes => "copy_lanes",
             Kernel::AffineForward => "forward",
             Kernel::GradWeights => "grad_weights",
             Kernel::GradInput => "grad_input",
@@ -145,55 +170,62 @@ impl Kernel {
             Kernel::OptUpdate => "update",
             Kernel::Gather => "gather",
             Kernel::ReduceAlpha => "reduce_alpha",
+            Kernel::Transpose => "transpose",
         }
     }
 
-    /// The full source handed to the compiler (snippets prepended).
+    /// The full source handed to the compiler: structs.wgsl, then activations.wgsl where the
+    /// kernel applies an activation, then its own file.
     pub fn source(self) -> String {
-        match self {
-            Kernel::ActForward | Kernel::ActBackward | Kernel::Copy => {
-                format!("{ACTIVATIONS_WGSL}\n{ELEMENTWISE_WGSL}")
-            }
-            Kernel::AffineForward => format!("{ACTIVATIONS_WGSL}\n{AFFINE_ACT_WGSL}"),
-            Kernel::GradWeights | Kernel::GradInput => {
-                format!("{ACTIVATIONS_WGSL}\n{AFFINE_BACKWARD_WGSL}")
-            }
-            Kernel::AffineForwardVec4 | Kernel::GradWeightsVec4 => {
-                format!("{ACTIVATIONS_WGSL}\n{AFFINE_VEC4_WGSL}")
-            }
-            Kernel::AffineForwardWide | Kernel::GradWeightsWide => {
-                format!("{ACTIVATIONS_WGSL}\n{AFFINE_WIDE_WGSL}")
-            }
-            Kernel::Loss => LOSS_WGSL.to_string(),
-            Kernel::OptTick | Kernel::OptUpdate => OPTIM_WGSL.to_string(),
-            Kernel::Gather => GATHER_WGSL.to_string(),
-            Kernel::ReduceAlpha => ALPHA_WGSL.to_string(),
+        let own = match self {
+            Kernel::ActForward
+            | Kernel::ActBackward
+            | Kernel::Copy
+            | Kernel::ActForwardLanes
+            | Kernel::ActBackwardLanes
+            | Kernel::CopyLanes => ELEMENTWISE_WGSL,
+            Kernel::AffineForward => AFFINE_ACT_WGSL,
+            Kernel::GradWeights | Kernel::GradInput => AFFINE_BACKWARD_WGSL,
+            Kernel::AffineForwardVec4 | Kernel::GradWeightsVec4 => AFFINE_VEC4_WGSL,
+            Kernel::AffineForwardWide | Kernel::GradWeightsWide => AFFINE_WIDE_WGSL,
+            Kernel::Loss => LOSS_WGSL,
+            Kernel::OptTick | Kernel::OptUpdate => OPTIM_WGSL,
+            Kernel::Gather => GATHER_WGSL,
+            Kernel::ReduceAlpha => ALPHA_WGSL,
+            Kernel::Transpose => TRANSPOSE_WGSL,
+        };
+        // A file that calls act4()/act_grad4() says so in its header.
+        if own.contains("activations.wgsl prepended") {
+            format!("{STRUCTS_WGSL}\n{ACTIVATIONS_WGSL}\n{own}")
+        } else {
+            format!("{STRUCTS_WGSL}\n{own}")
         }
     }
 
     /// The kernel's signature: (binding, access), in the order listed at the top of its file.
+    /// Every matmul core shares one signature per entry point, so one bind group serves any
+    /// core ([`MATMUL_FORWARD_BINDINGS`], [`MATMUL_GRAD_WEIGHTS_BINDINGS`]).
     pub fn bindings(self) -> &'static [(u32, Access)] {
         use Access::*;
         match self {
-            Kernel::ActForward | Kernel::Copy => &[(0, Read), (1, ReadWrite), (2, Uniform)],
-            Kernel::ActBackward => &[(0, Read), (3, Read), (1, ReadWrite), (2, Uniform)],
-            Kernel::AffineForward | Kernel::AffineForwardVec4 | Kernel::AffineForwardWide => &[
-                (0, Read),
-                (1, Read),
-                (2, ReadWrite),
-                (3, ReadWrite),
-                (4, Uniform),
-            ],
-            Kernel::GradWeights => &[(0, Read), (1, Read), (2, ReadWrite), (5, Uniform)],
-            Kernel::GradWeightsVec4 | Kernel::GradWeightsWide => {
-                &[(0, Read), (5, Read), (6, ReadWrite), (4, Uniform)]
+            Kernel::ActForward | Kernel::Copy | Kernel::ActForwardLanes | Kernel::CopyLanes => {
+                &[(0, Read), (1, ReadWrite), (2, Uniform)]
+            }
+            Kernel::ActBackward | Kernel::ActBackwardLanes => {
+                &[(0, Read), (3, Read), (1, ReadWrite), (2, Uniform)]
+            }
+            Kernel::AffineForward | Kernel::AffineForwardVec4 | Kernel::AffineForwardWide => {
+                MATMUL_FORWARD_BINDINGS
+            }
+            Kernel::GradWeights | Kernel::GradWeightsVec4 | Kernel::GradWeightsWide => {
+                MATMUL_GRAD_WEIGHTS_BINDINGS
             }
             Kernel::GradInput => &[
+                (5, Read),
                 (1, Read),
-                (3, Read),
-                (4, Read),
-                (6, ReadWrite),
-                (5, Uniform),
+                (2, Read),
+                (3, ReadWrite),
+                (4, Uniform),
                 (7, ReadWrite),
             ],
             Kernel::ReduceAlpha => &[(0, Read), (1, ReadWrite), (2, Uniform)],
@@ -221,6 +253,7 @@ impl Kernel {
                 (4, ReadWrite),
                 (5, Uniform),
             ],
+            Kernel::Transpose => &[(0, Read), (1, ReadWrite), (2, Uniform)],
         }
     }
 
@@ -230,6 +263,8 @@ impl Kernel {
             self,
             Kernel::ActForward
                 | Kernel::ActBackward
+                | Kernel::ActForwardLanes
+                | Kernel::ActBackwardLanes
                 | Kernel::AffineForward
                 | Kernel::GradWeights
                 | Kernel::GradInput
@@ -242,8 +277,18 @@ impl Kernel {
 
     /// Builds the explicit bind-group layout from [`Kernel::bindings`].
     pub fn create_layout(self, device: &wgpu::Device) -> wgpu::BindGroupLayout {
-        let entries: Vec<wgpu::BindGroupLayoutEntry> = self
-            .bindings()
+        create_layout(device, self.name(), self.bindings())
+    }
+}
+
+/// A bind-group layout for a binding signature.
+pub fn create_layout(
+    device: &wgpu::Device,
+    label: &str,
+    bindings: &[(u32, Access)],
+) -> wgpu::BindGroupLayout {
+    {
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
             .iter()
             .map(|&(binding, access)| wgpu::BindGroupLayoutEntry {
                 binding,
@@ -266,11 +311,28 @@ impl Kernel {
             })
             .collect();
         device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(self.name()),
+            label: Some(label),
             entries: &entries,
         })
     }
 }
+
+/// The forward entry of every matmul core: x, params, z, y, dims.
+pub const MATMUL_FORWARD_BINDINGS: &[(u32, Access)] = &[
+    (0, Access::Read),
+    (1, Access::Read),
+    (2, Access::ReadWrite),
+    (3, Access::ReadWrite),
+    (4, Access::Uniform),
+];
+
+/// The grad_weights entry of every matmul core: x, dz, grads, dims.
+pub const MATMUL_GRAD_WEIGHTS_BINDINGS: &[(u32, Access)] = &[
+    (0, Access::Read),
+    (5, Access::Read),
+    (6, Access::ReadWrite),
+    (4, Access::Uniform),
+];
 
 /// A kernel plus the values of its override constants: the key of the pipeline cache.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -394,65 +456,7 @@ pub fn workgroup_bytes(module: &naga::Module) -> u32 {
         .sum()
 }
 
-/// The core of the layer kernels. Which one a layer gets is decided by
-/// [`Autotuner`](crate::gpu::autotune::Autotuner) (`WGMLP_MATMUL`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MatmulVariant {
-    /// Scalar loads, 4×4 outputs per invocation, 32×32 per workgroup: every shape.
-    Scalar,
-    /// vec4 loads along the columns, 8×8 outputs per invocation, 64×64 per workgroup.
-    Vec4,
-    /// vec4 loads along the columns, 16×32 outputs per invocation, 32×256 per workgroup
-    /// (for CPU adapters; too many registers for GPUs).
-    Wide,
-}
-
-impl MatmulVariant {
-    /// Whether the vec4 core can run a layer: fan_out and both parameter offsets are
-    /// multiples of 4 floats.
-    pub fn vec4_fits(fan_out: usize, w_offset: usize, b_offset: usize) -> bool {
-        fan_out % 4 == 0 && w_offset % 4 == 0 && b_offset % 4 == 0
-    }
-
-    /// Every core.
-    pub const ALL: [MatmulVariant; 3] = [
-        MatmulVariant::Scalar,
-        MatmulVariant::Vec4,
-        MatmulVariant::Wide,
-    ];
-
-    /// Whether this core needs fan_out and the parameter offsets to be multiples of 4.
-    pub fn needs_vec4(self) -> bool {
-        self != MatmulVariant::Scalar
-    }
-
-    /// (rows, columns) of outputs one workgroup covers.
-    pub fn tile(self) -> (usize, usize) {
-        match self {
-            MatmulVariant::Scalar => (32, 32),
-            MatmulVariant::Vec4 => (64, 64),
-            MatmulVariant::Wide => (32, 256),
-        }
-    }
-
-    /// The forward kernel.
-    pub fn forward_kernel(self) -> Kernel {
-        match self {
-            MatmulVariant::Scalar => Kernel::AffineForward,
-            MatmulVariant::Vec4 => Kernel::AffineForwardVec4,
-            MatmulVariant::Wide => Kernel::AffineForwardWide,
-        }
-    }
-
-    /// The dW/db kernel.
-    pub fn grad_weights_kernel(self) -> Kernel {
-        match self {
-            MatmulVariant::Scalar => Kernel::GradWeights,
-            MatmulVariant::Vec4 => Kernel::GradWeightsVec4,
-            MatmulVariant::Wide => Kernel::GradWeightsWide,
-        }
-    }
-}
+pub use crate::gpu::matmul::MatmulVariant;
 
 /// A dispatch ready to record: pipeline, bind group and grid, built once and recorded into
 /// any number of compute passes (repeated steps, benchmarks).
