@@ -19,18 +19,22 @@ fn autotune_times_once_caches_on_disk_and_reuses_the_choice() {
     // Same shape class (64x64x32): no second timing.
     assert_eq!(tune::choose(&ctx, 50, 33, 32, 0, 1056).unwrap(), v);
     assert_eq!(ctx.autotune.tunings(), 1);
-    // A layer the vec4 core cannot run is never timed.
-    assert_eq!(
-        tune::choose(&ctx, 64, 40, 30, 0, 1200).unwrap(),
-        MatmulVariant::Scalar
-    );
-    assert_eq!(ctx.autotune.tunings(), 1);
+    // A layer the vec4 cores cannot run is timed among the cores that can run it.
+    let unaligned = tune::choose(&ctx, 64, 40, 30, 0, 1200).unwrap();
+    assert!(!unaligned.needs_vec4(), "{unaligned:?}");
+    assert_eq!(ctx.autotune.tunings(), 2);
     // A new process (here: a new tuner) reads the choice from the cache file.
     let again = Autotuner::with(&ctx.info, Policy::Auto, Some(path.clone()));
-    assert_eq!(again.choices(), vec![(shape_class(64, 40, 32), v)]);
+    assert_eq!(
+        again.choices(),
+        vec![
+            (shape_class(64, 40, 32), v),
+            (format!("{}:unaligned", shape_class(64, 40, 30)), unaligned)
+        ]
+    );
     assert_eq!(
         again
-            .choose(64, 40, 32, true, || panic!(
+            .choose(64, 40, 32, true, |_| panic!(
                 "a cached choice is not timed again"
             ))
             .unwrap(),
@@ -41,7 +45,7 @@ fn autotune_times_once_caches_on_disk_and_reuses_the_choice() {
     let forced = Autotuner::with(&ctx.info, Policy::Force(MatmulVariant::Scalar), Some(path));
     assert_eq!(
         forced
-            .choose(64, 40, 32, true, || panic!("a forced core is not timed"))
+            .choose(64, 40, 32, true, |_| panic!("a forced core is not timed"))
             .unwrap(),
         MatmulVariant::Scalar
     );

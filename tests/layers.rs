@@ -48,13 +48,17 @@ fn case(seed: u64, m: usize, k: usize, n: usize) -> Case {
     }
 }
 
-/// The scalar and vec4 cores where the shape allows vec4 columns, else the scalar one. (The
-/// wide core, whose pipelines take ~1 s each to compile on lavapipe, has its own test below.)
+/// The scalar, tiled and (where the shape allows vec4 columns) vec4 cores. (The wide core,
+/// whose pipelines take ~1 s each to compile on lavapipe, has its own test below.)
 fn variants(c: &Case) -> Vec<MatmulVariant> {
     if c.shape.fan_out % 4 == 0 {
-        vec![MatmulVariant::Scalar, MatmulVariant::Vec4]
+        vec![
+            MatmulVariant::Scalar,
+            MatmulVariant::Vec4,
+            MatmulVariant::Tiled,
+        ]
     } else {
-        vec![MatmulVariant::Scalar]
+        vec![MatmulVariant::Scalar, MatmulVariant::Tiled]
     }
 }
 
@@ -281,6 +285,22 @@ fn layer_wide_core_every_tile_edge() {
             Activation::Relu,
             &format!("wide {m}x{k}->{n}"),
         );
+    }
+}
+
+/// The tiled core (64 × 64 outputs per workgroup, reduction tiles of 16 staged in workgroup
+/// memory) at every tile edge: one element, partial row, column and reduction tiles, more than
+/// one block each way, and an odd width no vec4 core can run.
+#[test]
+fn layer_tiled_core_every_tile_edge() {
+    let ctx = gpu();
+    for (m, k, n) in [(1, 1, 1), (65, 17, 63), (64, 16, 64), (130, 33, 129), (3, 40, 7)] {
+        let c = case(31 + n as u64, m, k, n);
+        let what = format!("tiled {m}x{k}->{n}");
+        for act in [Activation::Relu, Activation::Sigmoid] {
+            check_forward_with(ctx, MatmulVariant::Tiled, act, &c, &what);
+            check_backward_with(ctx, MatmulVariant::Tiled, act, &c, &what);
+        }
     }
 }
 

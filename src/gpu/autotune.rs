@@ -30,7 +30,8 @@ pub const ENV_CACHE_DIR: &str = "WGMLP_CACHE_DIR";
 pub enum Policy {
     /// Time the eligible cores once per shape class and adapter.
     Auto,
-    /// vec4 wherever the shape allows it, without timing.
+    /// No timing: on software adapters vec4 wherever the shape allows it (else scalar), on
+    /// GPUs the tiled core.
     Heuristic,
     /// Always this core (vec4 falls back to scalar where the shape does not allow it).
     Force(MatmulVariant),
@@ -45,9 +46,10 @@ impl Policy {
             "scalar" => Ok(Policy::Force(MatmulVariant::Scalar)),
             "vec4" => Ok(Policy::Force(MatmulVariant::Vec4)),
             "wide" => Ok(Policy::Force(MatmulVariant::Wide)),
+            "tiled" => Ok(Policy::Force(MatmulVariant::Tiled)),
             other => Err(Error::config(
                 ENV_MATMUL,
-                format!("unknown value {other:?}; choose auto, heuristic, scalar, vec4 or wide"),
+                format!("unknown value {other:?}; choose auto, heuristic, scalar, vec4, wide or tiled"),
             )),
         }
     }
@@ -99,6 +101,7 @@ pub struct Autotuner {
     policy: Policy,
     path: Option<PathBuf>,
     adapter_key: String,
+    software: bool,
     choices: Mutex<BTreeMap<String, MatmulVariant>>,
     tunings: Mutex<usize>,
 }
@@ -122,6 +125,7 @@ impl Autotuner {
         Autotuner {
             policy,
             path,
+            software: crate::gpu::context::is_software(info),
             adapter_key,
             choices: Mutex::new(choices),
             tunings: Mutex::new(0),
@@ -152,30 +156,38 @@ impl Autotuner {
     }
 
     /// The core for a layer of this shape; `vec4_ok` says whether the vec4 cores can run it.
-    /// On a cache miss under [`Policy::Auto`], `time` measures the candidates and returns the
-    /// fastest; the answer is remembered (and written to the cache file, if there is one).
+    /// On a cache miss under [`Policy::Auto`], `time` measures the eligible cores it is given
+    /// and returns the fastest; the answer is remembered (and written to the cache file, if
+    /// there is one).
     pub fn choose(
         &self,
         batch: usize,
         fan_in: usize,
         fan_out: usize,
         vec4_ok: bool,
-        time: impl FnOnce() -> Result<MatmulVariant>,
+        time: impl FnOnce(&[MatmulVariant]) -> Result<MatmulVariant>,
     ) -> Result<MatmulVariant> {
-        if !vec4_ok {
-            return Ok(MatmulVariant::Scalar);
-        }
+        let eligible: Vec<MatmulVariant> = MatmulVariant::ALL
+            .into_iter()
+            .filter(|v| vec4_ok || !v.needs_vec4())
+            .collect();
         match self.policy {
-            Policy::Force(v) => return Ok(v),
-            Policy::Heuristic => return Ok(MatmulVariant::Vec4),
+            Policy::Force(v) if eligible.contains(&v) => return Ok(v),
+            Policy::Force(_) => return Ok(MatmulVariant::Scalar),
+            Policy::Heuristic if self.software && vec4_ok => return Ok(MatmulVariant::Vec4),
+            Policy::Heuristic if self.software => return Ok(MatmulVariant::Scalar),
+            Policy::Heuristic => return Ok(MatmulVariant::Tiled),
             Policy::Auto => {}
         }
-        let class = shape_class(batch, fan_in, fan_out);
+        let mut class = shape_class(batch, fan_in, fan_out);
+        if !vec4_ok {
+            class += ":unaligned";
+        }
         let mut choices = self.choices.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(v) = choices.get(&class) {
             return Ok(*v);
         }
-        let best = time()?;
+        let best = time(&eligible)?;
         log::info!("autotune {class}: {} on {}", name(best), self.adapter_key);
         choices.insert(class, best);
         *self.tunings.lock().unwrap_or_else(|p| p.into_inner()) += 1;

@@ -36,6 +36,9 @@ pub enum MatmulVariant {
     /// vec4 loads along the columns, 16×32 outputs per invocation, 32×256 per workgroup
     /// (for CPU adapters; too many registers for GPUs).
     Wide,
+    /// Tiles of both operands in workgroup memory (8 KiB), 4×4 outputs per invocation, 64×64
+    /// per workgroup of 256: the GPU-shaped core. Every shape.
+    Tiled,
 }
 
 /// `WG_X`, `WG_Y`, `ROWS`, `COLS` (vec4 columns) of `shaders/affine_wide.wgsl`, which
@@ -50,10 +53,11 @@ impl MatmulVariant {
     }
 
     /// Every core.
-    pub const ALL: [MatmulVariant; 3] = [
+    pub const ALL: [MatmulVariant; 4] = [
         MatmulVariant::Scalar,
         MatmulVariant::Vec4,
         MatmulVariant::Wide,
+        MatmulVariant::Tiled,
     ];
 
     /// The name used by `WGMLP_MATMUL`, the autotune cache and the bench.
@@ -62,6 +66,7 @@ impl MatmulVariant {
             MatmulVariant::Scalar => "scalar",
             MatmulVariant::Vec4 => "vec4",
             MatmulVariant::Wide => "wide",
+            MatmulVariant::Tiled => "tiled",
         }
     }
 
@@ -72,7 +77,7 @@ impl MatmulVariant {
 
     /// Whether this core needs fan_out and the parameter offsets to be multiples of 4.
     pub fn needs_vec4(self) -> bool {
-        self != MatmulVariant::Scalar
+        matches!(self, MatmulVariant::Vec4 | MatmulVariant::Wide)
     }
 
     /// (rows, columns) of outputs one workgroup covers.
@@ -84,6 +89,7 @@ impl MatmulVariant {
                 let (wg_x, wg_y, rows, cols) = WIDE_BLOCK;
                 (wg_y * rows, wg_x * cols * 4)
             }
+            MatmulVariant::Tiled => (64, 64),
         }
     }
 
@@ -93,6 +99,7 @@ impl MatmulVariant {
             MatmulVariant::Scalar => Kernel::AffineForward,
             MatmulVariant::Vec4 => Kernel::AffineForwardVec4,
             MatmulVariant::Wide => Kernel::AffineForwardWide,
+            MatmulVariant::Tiled => Kernel::AffineForwardTiled,
         }
     }
 
@@ -102,6 +109,7 @@ impl MatmulVariant {
             MatmulVariant::Scalar => Kernel::GradWeights,
             MatmulVariant::Vec4 => Kernel::GradWeightsVec4,
             MatmulVariant::Wide => Kernel::GradWeightsWide,
+            MatmulVariant::Tiled => Kernel::GradWeightsTiled,
         }
     }
 }

@@ -22,14 +22,21 @@ pub fn choose(
     b_offset: usize,
 ) -> Result<MatmulVariant> {
     let fits = MatmulVariant::vec4_fits(fan_out, w_offset, b_offset);
-    ctx.autotune.choose(batch, fan_in, fan_out, fits, || {
-        time_variants(ctx, batch, fan_in, fan_out)
-    })
+    ctx.autotune
+        .choose(batch, fan_in, fan_out, fits, |candidates| {
+            time_variants(ctx, batch, fan_in, fan_out, candidates)
+        })
 }
 
-/// Times the forward of each core on random data of this shape (at most 256 rows), the
-/// median of 3 runs after a warm-up, and returns the fastest.
-pub fn time_variants(ctx: &GpuContext, batch: usize, k: usize, n: usize) -> Result<MatmulVariant> {
+/// Times the forward of each of `candidates` on random data of this shape (at most 256 rows),
+/// the median of 3 runs after a warm-up, and returns the fastest.
+pub fn time_variants(
+    ctx: &GpuContext,
+    batch: usize,
+    k: usize,
+    n: usize,
+    candidates: &[MatmulVariant],
+) -> Result<MatmulVariant> {
     let shape = Shape {
         batch: batch.clamp(1, 256),
         fan_in: k,
@@ -43,7 +50,7 @@ pub fn time_variants(ctx: &GpuContext, batch: usize, k: usize, n: usize) -> Resu
     };
     let (x, w, b) = (rand(shape.batch * k), rand(k * n), rand(n));
     let mut best = (f64::MAX, MatmulVariant::Scalar);
-    for v in MatmulVariant::ALL {
+    for &v in candidates {
         let layer = ResidentLayer::with_variant(
             ctx,
             v,
