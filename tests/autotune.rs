@@ -17,7 +17,7 @@ fn autotune_times_once_caches_on_disk_and_reuses_the_choice() {
     let v = tune::choose(&ctx, 64, 40, 32, 0, 1280).unwrap();
     assert_eq!(ctx.autotune.tunings(), 1);
     // Same shape class (64x64x32): no second timing.
-    assert_eq!(tune::choose(&ctx, 50, 33, 32, 0, 1056).unwrap(), v);
+    assert_eq!(tune::choose(&ctx, 50, 36, 32, 0, 1152).unwrap(), v);
     assert_eq!(ctx.autotune.tunings(), 1);
     // A layer the vec4 cores cannot run is timed among the cores that can run it.
     let unaligned = tune::choose(&ctx, 64, 40, 30, 0, 1200).unwrap();
@@ -29,12 +29,15 @@ fn autotune_times_once_caches_on_disk_and_reuses_the_choice() {
         again.choices(),
         vec![
             (shape_class(64, 40, 32), v),
-            (format!("{}:unaligned", shape_class(64, 40, 30)), unaligned)
+            (
+                format!("{}:scalar+tiled", shape_class(64, 40, 30)),
+                unaligned
+            )
         ]
     );
     assert_eq!(
         again
-            .choose(64, 40, 32, true, |_| panic!(
+            .choose(64, 40, 32, &MatmulVariant::ALL, |_| panic!(
                 "a cached choice is not timed again"
             ))
             .unwrap(),
@@ -45,7 +48,9 @@ fn autotune_times_once_caches_on_disk_and_reuses_the_choice() {
     let forced = Autotuner::with(&ctx.info, Policy::Force(MatmulVariant::Scalar), Some(path));
     assert_eq!(
         forced
-            .choose(64, 40, 32, true, |_| panic!("a forced core is not timed"))
+            .choose(64, 40, 32, &MatmulVariant::ALL, |_| panic!(
+                "a forced core is not timed"
+            ))
             .unwrap(),
         MatmulVariant::Scalar
     );

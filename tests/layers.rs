@@ -294,13 +294,61 @@ fn layer_wide_core_every_tile_edge() {
 #[test]
 fn layer_tiled_core_every_tile_edge() {
     let ctx = gpu();
-    for (m, k, n) in [(1, 1, 1), (65, 17, 63), (64, 16, 64), (130, 33, 129), (3, 40, 7)] {
+    for (m, k, n) in [
+        (1, 1, 1),
+        (65, 17, 63),
+        (64, 16, 64),
+        (130, 33, 129),
+        (3, 40, 7),
+    ] {
         let c = case(31 + n as u64, m, k, n);
         let what = format!("tiled {m}x{k}->{n}");
         for act in [Activation::Relu, Activation::Sigmoid] {
             check_forward_with(ctx, MatmulVariant::Tiled, act, &c, &what);
             check_backward_with(ctx, MatmulVariant::Tiled, act, &c, &what);
         }
+    }
+}
+
+/// The subgroup-broadcast forward core (X shared across 8-lane subgroups, 64 × 64 outputs per
+/// workgroup), where the adapter has subgroups of 8: partial row and column blocks, one vec4
+/// column, reductions split at multiples of 4. Elsewhere it must refuse to run.
+#[test]
+fn layer_bcast_core_every_tile_edge_or_a_clear_refusal() {
+    let ctx = gpu();
+    let runs = wgmlp::gpu::matmul::subgroups_of_8(ctx);
+    for (m, k, n) in [(1, 4, 4), (70, 20, 68), (64, 784, 64), (9, 8, 132)] {
+        let c = case(41 + n as u64, m, k, n);
+        let what = format!("bcast {m}x{k}->{n}");
+        if !runs {
+            let err = layer::forward_with(
+                ctx,
+                MatmulVariant::Bcast,
+                Activation::Relu,
+                c.shape,
+                &c.x,
+                &c.w,
+                &c.b,
+            );
+            assert!(err.is_err(), "{what}: bcast ran without subgroups of 8");
+            continue;
+        }
+        for act in [Activation::Relu, Activation::Tanh] {
+            check_forward_with(ctx, MatmulVariant::Bcast, act, &c, &what);
+            check_backward_with(ctx, MatmulVariant::Bcast, act, &c, &what);
+        }
+    }
+    if runs {
+        let mut split = GpuContext::new().expect("adapter");
+        split.max_loop_trip = 6; // parts of 4 k
+        let c = case(47, 13, 22 * 4, 8);
+        check_forward_with(
+            &split,
+            MatmulVariant::Bcast,
+            Activation::Relu,
+            &c,
+            "bcast split",
+        );
     }
 }
 

@@ -47,9 +47,12 @@ impl Policy {
             "vec4" => Ok(Policy::Force(MatmulVariant::Vec4)),
             "wide" => Ok(Policy::Force(MatmulVariant::Wide)),
             "tiled" => Ok(Policy::Force(MatmulVariant::Tiled)),
+            "bcast" => Ok(Policy::Force(MatmulVariant::Bcast)),
             other => Err(Error::config(
                 ENV_MATMUL,
-                format!("unknown value {other:?}; choose auto, heuristic, scalar, vec4, wide or tiled"),
+                format!(
+                    "unknown value {other:?}; choose auto, heuristic, scalar, vec4, wide, tiled or bcast"
+                ),
             )),
         }
     }
@@ -155,39 +158,41 @@ impl Autotuner {
         self.tunings.lock().map(|t| *t).unwrap_or(0)
     }
 
-    /// The core for a layer of this shape; `vec4_ok` says whether the vec4 cores can run it.
-    /// On a cache miss under [`Policy::Auto`], `time` measures the eligible cores it is given
-    /// and returns the fastest; the answer is remembered (and written to the cache file, if
-    /// there is one).
+    /// The core for a layer of this shape among the `eligible` ones (those that can run it on
+    /// this adapter, [`MatmulVariant::eligible`]). On a cache miss under [`Policy::Auto`],
+    /// `time` measures the eligible cores it is given and returns the fastest; the answer is
+    /// remembered (and written to the cache file, if there is one).
     pub fn choose(
         &self,
         batch: usize,
         fan_in: usize,
         fan_out: usize,
-        vec4_ok: bool,
+        eligible: &[MatmulVariant],
         time: impl FnOnce(&[MatmulVariant]) -> Result<MatmulVariant>,
     ) -> Result<MatmulVariant> {
-        let eligible: Vec<MatmulVariant> = MatmulVariant::ALL
-            .into_iter()
-            .filter(|v| vec4_ok || !v.needs_vec4())
-            .collect();
+        let vec4_ok = eligible.contains(&MatmulVariant::Vec4);
         match self.policy {
             Policy::Force(v) if eligible.contains(&v) => return Ok(v),
+            Policy::Force(v) if v.needs_vec4() && vec4_ok => return Ok(MatmulVariant::Vec4),
             Policy::Force(_) => return Ok(MatmulVariant::Scalar),
             Policy::Heuristic if self.software && vec4_ok => return Ok(MatmulVariant::Vec4),
             Policy::Heuristic if self.software => return Ok(MatmulVariant::Scalar),
             Policy::Heuristic => return Ok(MatmulVariant::Tiled),
             Policy::Auto => {}
         }
+        if eligible.len() == 1 {
+            return Ok(eligible[0]);
+        }
         let mut class = shape_class(batch, fan_in, fan_out);
-        if !vec4_ok {
-            class += ":unaligned";
+        if eligible.len() < MatmulVariant::ALL.len() {
+            let names: Vec<&str> = eligible.iter().map(|v| v.name()).collect();
+            class += &format!(":{}", names.join("+"));
         }
         let mut choices = self.choices.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(v) = choices.get(&class) {
             return Ok(*v);
         }
-        let best = time(&eligible)?;
+        let best = time(eligible)?;
         log::info!("autotune {class}: {} on {}", name(best), self.adapter_key);
         choices.insert(class, best);
         *self.tunings.lock().unwrap_or_else(|p| p.into_inner()) += 1;

@@ -22,6 +22,8 @@ pub const AFFINE_VEC4_WGSL: &str = include_str!("../../shaders/affine_vec4.wgsl"
 pub const AFFINE_WIDE_WGSL: &str = include_str!("../../shaders/affine_wide.wgsl");
 /// `shaders/affine_tiled.wgsl`.
 pub const AFFINE_TILED_WGSL: &str = include_str!("../../shaders/affine_tiled.wgsl");
+/// `shaders/affine_bcast.wgsl`.
+pub const AFFINE_BCAST_WGSL: &str = include_str!("../../shaders/affine_bcast.wgsl");
 /// `shaders/loss.wgsl`.
 pub const LOSS_WGSL: &str = include_str!("../../shaders/loss.wgsl");
 /// `shaders/optim.wgsl`.
@@ -43,6 +45,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("affine_vec4.wgsl", AFFINE_VEC4_WGSL),
     ("affine_wide.wgsl", AFFINE_WIDE_WGSL),
     ("affine_tiled.wgsl", AFFINE_TILED_WGSL),
+    ("affine_bcast.wgsl", AFFINE_BCAST_WGSL),
     ("loss.wgsl", LOSS_WGSL),
     ("optim.wgsl", OPTIM_WGSL),
     ("gather.wgsl", GATHER_WGSL),
@@ -94,6 +97,8 @@ pub enum Kernel {
     AffineForwardTiled,
     /// [`Kernel::GradWeights`] with tiles in workgroup memory (GPU-shaped).
     GradWeightsTiled,
+    /// [`Kernel::AffineForwardVec4`] with X shared across 8-lane subgroups (CPU adapters).
+    AffineForwardBcast,
     /// Softmax cross-entropy or MSE, with dLoss/dlogits and running metrics.
     Loss,
     /// Advances the optimizer's step counter.
@@ -126,6 +131,7 @@ impl Kernel {
         Kernel::GradWeightsWide,
         Kernel::AffineForwardTiled,
         Kernel::GradWeightsTiled,
+        Kernel::AffineForwardBcast,
         Kernel::Loss,
         Kernel::OptTick,
         Kernel::OptUpdate,
@@ -152,6 +158,7 @@ impl Kernel {
             Kernel::GradWeightsWide => "affine_wide.grad_weights",
             Kernel::AffineForwardTiled => "affine_tiled.forward",
             Kernel::GradWeightsTiled => "affine_tiled.grad_weights",
+            Kernel::AffineForwardBcast => "affine_bcast.forward",
             Kernel::Loss => "loss.loss",
             Kernel::OptTick => "optim.tick",
             Kernel::OptUpdate => "optim.update",
@@ -177,7 +184,9 @@ impl Kernel {
             Kernel::GradWeightsVec4 | Kernel::GradWeightsWide | Kernel::GradWeightsTiled => {
                 "grad_weights"
             }
-            Kernel::AffineForwardWide | Kernel::AffineForwardTiled => "forward",
+            Kernel::AffineForwardWide | Kernel::AffineForwardTiled | Kernel::AffineForwardBcast => {
+                "forward"
+            }
             Kernel::Loss => "loss",
             Kernel::OptTick => "tick",
             Kernel::OptUpdate => "update",
@@ -202,6 +211,7 @@ impl Kernel {
             Kernel::AffineForwardVec4 | Kernel::GradWeightsVec4 => AFFINE_VEC4_WGSL,
             Kernel::AffineForwardWide | Kernel::GradWeightsWide => AFFINE_WIDE_WGSL,
             Kernel::AffineForwardTiled | Kernel::GradWeightsTiled => AFFINE_TILED_WGSL,
+            Kernel::AffineForwardBcast => AFFINE_BCAST_WGSL,
             Kernel::Loss => LOSS_WGSL,
             Kernel::OptTick | Kernel::OptUpdate => OPTIM_WGSL,
             Kernel::Gather => GATHER_WGSL,
@@ -231,7 +241,8 @@ impl Kernel {
             Kernel::AffineForward
             | Kernel::AffineForwardVec4
             | Kernel::AffineForwardWide
-            | Kernel::AffineForwardTiled => MATMUL_FORWARD_BINDINGS,
+            | Kernel::AffineForwardTiled
+            | Kernel::AffineForwardBcast => MATMUL_FORWARD_BINDINGS,
             Kernel::GradWeights
             | Kernel::GradWeightsVec4
             | Kernel::GradWeightsWide
@@ -273,6 +284,11 @@ impl Kernel {
         }
     }
 
+    /// Whether the kernel uses subgroup operations (needs `Features::SUBGROUP`).
+    pub fn needs_subgroups(self) -> bool {
+        self == Kernel::AffineForwardBcast
+    }
+
     /// Whether the kernel reads the `ACT`/`ACT_P` override constants.
     pub fn uses_activation(self) -> bool {
         matches!(
@@ -290,6 +306,7 @@ impl Kernel {
                 | Kernel::GradWeightsWide
                 | Kernel::AffineForwardTiled
                 | Kernel::GradWeightsTiled
+                | Kernel::AffineForwardBcast
         )
     }
 
@@ -446,9 +463,11 @@ pub fn validate_wgsl(name: &str, source: &str) -> Result<naga::Module> {
         stage: "parse",
         message: e.emit_to_string_with_path(source, name),
     })?;
+    // Subgroup operations are allowed here; pipelines that use them are only built on
+    // devices with Features::SUBGROUP (see Kernel::needs_subgroups), where wgpu checks again.
     naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::default(),
+        naga::valid::Capabilities::default() | naga::valid::Capabilities::SUBGROUP,
     )
     .validate(&module)
     .map_err(|e| Error::Shader {

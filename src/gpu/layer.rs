@@ -197,7 +197,7 @@ impl ResidentLayer {
         let mut backward = matmul::grad_weights_dispatches(ctx, variant, dims, &xb, &d_z, &grads)?;
         backward.push(matmul::transpose_dispatch(ctx, &dims, &pb, &pt, 0)?);
         let gi_dims = shape.grad_input_dims();
-        let gi_variant = if !variant.needs_vec4() || MatmulVariant::vec4_fits(k, 0, 0) {
+        let gi_variant = if variant.runs(ctx, n, k, 0, 0) {
             variant
         } else {
             MatmulVariant::Scalar

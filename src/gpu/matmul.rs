@@ -39,6 +39,9 @@ pub enum MatmulVariant {
     /// Tiles of both operands in workgroup memory (8 KiB), 4×4 outputs per invocation, 64×64
     /// per workgroup of 256: the GPU-shaped core. Every shape.
     Tiled,
+    /// The forward with X shared across each 8-lane subgroup by `subgroupBroadcast` (CPU
+    /// adapters with SIMD-8 subgroups); dW/db on the vec4 core. fan_in a multiple of 4 too.
+    Bcast,
 }
 
 /// `WG_X`, `WG_Y`, `ROWS`, `COLS` (vec4 columns) of `shaders/affine_wide.wgsl`, which
@@ -53,12 +56,45 @@ impl MatmulVariant {
     }
 
     /// Every core.
-    pub const ALL: [MatmulVariant; 4] = [
+    pub const ALL: [MatmulVariant; 5] = [
         MatmulVariant::Scalar,
         MatmulVariant::Vec4,
         MatmulVariant::Wide,
         MatmulVariant::Tiled,
+        MatmulVariant::Bcast,
     ];
+
+    /// Whether this core can run a `fan_in → fan_out` product with parameters at `w_offset` /
+    /// `b_offset` on this adapter.
+    pub fn runs(
+        self,
+        ctx: &GpuContext,
+        fan_in: usize,
+        fan_out: usize,
+        w_offset: usize,
+        b_offset: usize,
+    ) -> bool {
+        let vec4 = Self::vec4_fits(fan_out, w_offset, b_offset);
+        match self {
+            MatmulVariant::Scalar | MatmulVariant::Tiled => true,
+            MatmulVariant::Vec4 | MatmulVariant::Wide => vec4,
+            MatmulVariant::Bcast => vec4 && fan_in % 4 == 0 && subgroups_of_8(ctx),
+        }
+    }
+
+    /// The cores that can run this product on this adapter.
+    pub fn eligible(
+        ctx: &GpuContext,
+        fan_in: usize,
+        fan_out: usize,
+        w_offset: usize,
+        b_offset: usize,
+    ) -> Vec<MatmulVariant> {
+        Self::ALL
+            .into_iter()
+            .filter(|v| v.runs(ctx, fan_in, fan_out, w_offset, b_offset))
+            .collect()
+    }
 
     /// The name used by `WGMLP_MATMUL`, the autotune cache and the bench.
     pub fn name(self) -> &'static str {
@@ -67,6 +103,7 @@ impl MatmulVariant {
             MatmulVariant::Vec4 => "vec4",
             MatmulVariant::Wide => "wide",
             MatmulVariant::Tiled => "tiled",
+            MatmulVariant::Bcast => "bcast",
         }
     }
 
@@ -77,7 +114,10 @@ impl MatmulVariant {
 
     /// Whether this core needs fan_out and the parameter offsets to be multiples of 4.
     pub fn needs_vec4(self) -> bool {
-        matches!(self, MatmulVariant::Vec4 | MatmulVariant::Wide)
+        matches!(
+            self,
+            MatmulVariant::Vec4 | MatmulVariant::Wide | MatmulVariant::Bcast
+        )
     }
 
     /// (rows, columns) of outputs one workgroup covers.
@@ -89,7 +129,7 @@ impl MatmulVariant {
                 let (wg_x, wg_y, rows, cols) = WIDE_BLOCK;
                 (wg_y * rows, wg_x * cols * 4)
             }
-            MatmulVariant::Tiled => (64, 64),
+            MatmulVariant::Tiled | MatmulVariant::Bcast => (64, 64),
         }
     }
 
@@ -100,6 +140,7 @@ impl MatmulVariant {
             MatmulVariant::Vec4 => Kernel::AffineForwardVec4,
             MatmulVariant::Wide => Kernel::AffineForwardWide,
             MatmulVariant::Tiled => Kernel::AffineForwardTiled,
+            MatmulVariant::Bcast => Kernel::AffineForwardBcast,
         }
     }
 
@@ -110,8 +151,16 @@ impl MatmulVariant {
             MatmulVariant::Vec4 => Kernel::GradWeightsVec4,
             MatmulVariant::Wide => Kernel::GradWeightsWide,
             MatmulVariant::Tiled => Kernel::GradWeightsTiled,
+            MatmulVariant::Bcast => Kernel::GradWeightsVec4,
         }
     }
+}
+
+/// Whether the adapter has subgroup operations with subgroups of exactly 8 invocations.
+pub fn subgroups_of_8(ctx: &GpuContext) -> bool {
+    ctx.features.contains(wgpu::Features::SUBGROUP)
+        && ctx.info.subgroup_min_size == 8
+        && ctx.info.subgroup_max_size == 8
 }
 
 /// (x, y, z) workgroups for `rows × cols` outputs in blocks of `tile = (rows, cols)`; row
@@ -191,9 +240,14 @@ pub fn forward_dispatches(
     ops: ForwardOperands<'_>,
     grad_input: bool,
 ) -> Result<Vec<Dispatch>> {
-    check_variant(variant, &dims)?;
+    check_variant(ctx, variant, &dims)?;
     let kernel = variant.forward_kernel();
     let pipeline = ctx.pipeline(&PipelineKey::with_activation(kernel, act))?;
+    // The subgroup core steps k four at a time: its parts start at multiples of 4.
+    let max_part = match variant {
+        MatmulVariant::Bcast => (ctx.max_loop_trip / 4 * 4).max(4),
+        _ => ctx.max_loop_trip,
+    };
     let grid = matmul_grid(
         dims.batch as usize,
         dims.fan_out as usize,
@@ -201,7 +255,7 @@ pub fn forward_dispatches(
         ctx.max_workgroups_per_dim,
     )?;
     let extra = if grad_input { FLAG_GRAD_INPUT } else { 0 };
-    Ok(reduction_parts(dims.fan_in as usize, ctx.max_loop_trip)
+    Ok(reduction_parts(dims.fan_in as usize, max_part)
         .into_iter()
         .map(|(r_begin, r_end, flags)| {
             let part = LayerDims {
@@ -235,7 +289,7 @@ pub fn grad_weights_dispatches(
     dz: &wgpu::Buffer,
     grads: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
-    check_variant(variant, &dims)?;
+    check_variant(ctx, variant, &dims)?;
     let kernel = variant.grad_weights_kernel();
     let pipeline = ctx.pipeline(&PipelineKey::with_activation(kernel, Activation::Identity))?;
     let grid = matmul_grid(
@@ -345,19 +399,15 @@ pub fn transpose_dispatch(
     Ok(Dispatch::new(kernel, pipeline, group, grid))
 }
 
-fn check_variant(variant: MatmulVariant, dims: &LayerDims) -> Result<()> {
-    let fits = MatmulVariant::vec4_fits(
-        dims.fan_out as usize,
-        dims.w_offset as usize,
-        dims.b_offset as usize,
-    );
-    if variant.needs_vec4() && !fits {
+fn check_variant(ctx: &GpuContext, variant: MatmulVariant, dims: &LayerDims) -> Result<()> {
+    let (k, n) = (dims.fan_in as usize, dims.fan_out as usize);
+    if !variant.runs(ctx, k, n, dims.w_offset as usize, dims.b_offset as usize) {
         return Err(Error::shape(
-            "vec4 matmul",
-            "fan_out and parameter offsets that are multiples of 4",
+            &format!("{} matmul core", variant.name()),
+            "fan_out and parameter offsets that are multiples of 4 (bcast: fan_in too, and subgroups of 8)",
             format!(
-                "fan_out {} at offsets {} and {}",
-                dims.fan_out, dims.w_offset, dims.b_offset
+                "{k} → {n} at offsets {} and {}",
+                dims.w_offset, dims.b_offset
             ),
         ));
     }

@@ -21,9 +21,9 @@ pub fn choose(
     w_offset: usize,
     b_offset: usize,
 ) -> Result<MatmulVariant> {
-    let fits = MatmulVariant::vec4_fits(fan_out, w_offset, b_offset);
+    let eligible = MatmulVariant::eligible(ctx, fan_in, fan_out, w_offset, b_offset);
     ctx.autotune
-        .choose(batch, fan_in, fan_out, fits, |candidates| {
+        .choose(batch, fan_in, fan_out, &eligible, |candidates| {
             time_variants(ctx, batch, fan_in, fan_out, candidates)
         })
 }
