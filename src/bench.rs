@@ -38,7 +38,8 @@ pub fn random_vec(rng: &mut Rng, len: usize, lo: f64, hi: f64) -> Vec<f32> {
     (0..len).map(|_| rng.uniform_range(lo, hi) as f32).collect()
 }
 
-/// One activation's forward and backward bandwidth against the copy shader.
+/// One activation's forward and backward bandwidth against the adapter's own
+/// `copy_buffer_to_buffer` (the bar a streaming kernel is measured against).
 #[derive(Clone, Debug)]
 pub struct ActivationResult {
     /// The activation as written on the command line (`swish:1`).
@@ -47,18 +48,19 @@ pub struct ActivationResult {
     pub forward: Summary,
     /// Backward GB/s (12 bytes per float: read z and dy, write dx).
     pub backward: Summary,
-    /// The copy shader's GB/s, measured between this activation's runs.
-    pub copy: Summary,
+    /// `copy_buffer_to_buffer` GB/s (8 bytes per float), measured between this activation's
+    /// runs.
+    pub copy_buffer: Summary,
 }
 
 impl ActivationResult {
-    /// Forward median over copy median.
+    /// Forward median over the median of the `copy_buffer_to_buffer` runs between its runs.
     pub fn forward_ratio(&self) -> f64 {
-        ratio(self.forward.median, self.copy.median)
+        ratio(self.forward.median, self.copy_buffer.median)
     }
-    /// Backward median over copy median.
+    /// Backward median over that `copy_buffer_to_buffer` median.
     pub fn backward_ratio(&self) -> f64 {
-        ratio(self.backward.median, self.copy.median)
+        ratio(self.backward.median, self.copy_buffer.median)
     }
 }
 
@@ -69,8 +71,10 @@ pub struct ActivationsReport {
     pub len: usize,
     /// Every copy-shader run of the section, GB/s.
     pub copy: Summary,
-    /// `copy_buffer_to_buffer` of the same size, GB/s (8 bytes per float).
+    /// Every `copy_buffer_to_buffer` run of the section, GB/s (8 bytes per float).
     pub copy_buffer: Summary,
+    /// The streaming layout the kernels ran in on this adapter.
+    pub layout: &'static str,
     /// The clock `copy_buffer` was timed with.
     pub copy_buffer_clock: Clock,
     /// One row per activation.
@@ -82,7 +86,7 @@ fn summary(samples: &[f64], what: &str) -> Result<Summary> {
 }
 
 /// Forward and backward of every activation over `opts.elementwise_len` random floats,
-/// interleaved with the copy shader; plus `copy_buffer_to_buffer`.
+/// interleaved with `copy_buffer_to_buffer` (the ratios' base) and the copy shader.
 pub fn activations(
     ctx: &GpuContext,
     timer: &Timer,
@@ -112,14 +116,13 @@ pub fn activations(
         timer.time_pass(|p| f.record(p))?;
         timer.time_pass(|p| b.record(p))?;
     }
-    let mut samples = vec![[Vec::new(), Vec::new(), Vec::new()]; kernels.len()];
-    let mut copy_buffer_s = Vec::new();
+    let mut samples = vec![[Vec::new(), Vec::new(), Vec::new(), Vec::new()]; kernels.len()];
     for _ in 0..opts.runs {
-        copy_buffer_s.push(timer.time_encoder(copy_buffer)?);
         for ((_, f, b), s) in kernels.iter().zip(samples.iter_mut()) {
-            s[0].push(timer.time_pass(|p| copy.record(p))?);
+            s[0].push(timer.time_encoder(copy_buffer)?);
             s[1].push(timer.time_pass(|p| f.record(p))?);
             s[2].push(timer.time_pass(|p| b.record(p))?);
+            s[3].push(timer.time_pass(|p| copy.record(p))?);
         }
     }
     let rate = |bytes_per_float: f64| move |s: f64| gbps(bytes_per_float * len as f64, s);
@@ -127,9 +130,9 @@ pub fn activations(
     for ((name, _, _), s) in kernels.iter().zip(&samples) {
         rows.push(ActivationResult {
             name: name.clone(),
-            copy: summary(
+            copy_buffer: summary(
                 &s[0].iter().map(|&t| rate(8.0)(t)).collect::<Vec<_>>(),
-                "copy",
+                "copy_buffer_to_buffer",
             )?,
             forward: summary(
                 &s[1].iter().map(|&t| rate(8.0)(t)).collect::<Vec<_>>(),
@@ -141,20 +144,17 @@ pub fn activations(
             )?,
         });
     }
-    let all_copies: Vec<f64> = samples
-        .iter()
-        .flat_map(|s| s[0].iter().map(|&t| rate(8.0)(t)))
-        .collect();
+    let all = |i: usize| -> Vec<f64> {
+        samples
+            .iter()
+            .flat_map(|s| s[i].iter().map(|&t| rate(8.0)(t)))
+            .collect()
+    };
     Ok(ActivationsReport {
         len,
-        copy: summary(&all_copies, "copy")?,
-        copy_buffer: summary(
-            &copy_buffer_s
-                .iter()
-                .map(|&t| rate(8.0)(t))
-                .collect::<Vec<_>>(),
-            "copy_buffer_to_buffer",
-        )?,
+        copy: summary(&all(3), "copy")?,
+        copy_buffer: summary(&all(0), "copy_buffer_to_buffer")?,
+        layout: elementwise::layout_for(ctx)?.name(),
         copy_buffer_clock: timer.encoder_clock(),
         rows,
     })
