@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::gpu::matmul::MatmulVariant;
+use crate::gpu::variant::MatmulVariant;
 
 /// The environment variable that sets the [`Policy`].
 pub const ENV_MATMUL: &str = "WGMLP_MATMUL";

@@ -197,7 +197,7 @@ impl ResidentLayer {
         let mut backward = matmul::grad_weights_dispatches(ctx, variant, dims, &xb, &d_z, &grads)?;
         backward.push(matmul::transpose_dispatch(ctx, &dims, &pb, &pt, 0)?);
         let gi_dims = shape.grad_input_dims();
-        let gi_variant = if variant.runs(ctx, n, k, 0, 0) {
+        let gi_variant = if variant.runs(matmul::subgroups_of_8(ctx), n, k, 0, 0) {
             variant
         } else {
             MatmulVariant::Scalar

@@ -8,7 +8,7 @@ use crate::activation::Activation;
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::layer::{ResidentLayer, Shape};
-use crate::gpu::matmul::MatmulVariant;
+use crate::gpu::matmul::{MatmulVariant, subgroups_of_8};
 use crate::rng::Rng;
 
 /// The core for a `batch × fan_in → fan_out` product whose parameters sit at `w_offset` and
@@ -21,7 +21,8 @@ pub fn choose(
     w_offset: usize,
     b_offset: usize,
 ) -> Result<MatmulVariant> {
-    let eligible = MatmulVariant::eligible(ctx, fan_in, fan_out, w_offset, b_offset);
+    let eligible =
+        MatmulVariant::eligible(subgroups_of_8(ctx), fan_in, fan_out, w_offset, b_offset);
     ctx.autotune
         .choose(batch, fan_in, fan_out, &eligible, |candidates| {
             time_variants(ctx, batch, fan_in, fan_out, candidates)
