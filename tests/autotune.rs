@@ -2,8 +2,8 @@
 //! (Which core wins is the adapter's business; the tests check the mechanism, not the timing.)
 
 use wgmlp::GpuContext;
+use wgmlp::gpu::MatmulVariant;
 use wgmlp::gpu::autotune::{Autotuner, Policy, shape_class};
-use wgmlp::gpu::kernels::MatmulVariant;
 use wgmlp::gpu::tune;
 
 #[test]

@@ -4,7 +4,7 @@
 mod common;
 
 use common::gpu;
-use wgmlp::gpu::kernels::MatmulVariant;
+use wgmlp::gpu::MatmulVariant;
 use wgmlp::gpu::layer::{self, Shape};
 use wgmlp::rng::Rng;
 use wgmlp::{Activation, GpuContext};

@@ -16,8 +16,8 @@
 mod common;
 
 use common::rel_err_norm;
+use wgmlp::gpu::MatmulVariant;
 use wgmlp::gpu::autotune::{Autotuner, Policy};
-use wgmlp::gpu::kernels::MatmulVariant;
 use wgmlp::reference::CpuMlp;
 use wgmlp::rng::Rng;
 use wgmlp::{

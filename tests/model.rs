@@ -326,8 +326,8 @@ fn gpu_f32_gradients_with_learned_prelu_alpha_match_cpu_f64() {
 /// learned α, off the 4-float alignment the vec4 cores need, and run the scalar core).
 #[test]
 fn gpu_learned_prelu_alpha_on_every_matmul_core() {
+    use wgmlp::gpu::MatmulVariant;
     use wgmlp::gpu::autotune::{Autotuner, Policy};
-    use wgmlp::gpu::kernels::MatmulVariant;
     for variant in MatmulVariant::ALL {
         let mut ctx = wgmlp::GpuContext::new().expect("adapter");
         ctx.autotune = Autotuner::with(&ctx.info, Policy::Force(variant), None);

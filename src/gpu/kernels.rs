@@ -493,8 +493,6 @@ pub fn workgroup_bytes(module: &naga::Module) -> u32 {
         .sum()
 }
 
-pub use crate::gpu::variant::MatmulVariant;
-
 /// A dispatch ready to record: pipeline, bind group and grid, built once and recorded into
 /// any number of compute passes (repeated steps, benchmarks).
 pub struct Dispatch {

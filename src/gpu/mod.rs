@@ -28,3 +28,4 @@ pub use context::{AdapterRequest, GpuContext, NO_ADAPTER_HINT};
 pub use dataset::GpuDataset;
 pub use kernels::{Dispatch, Kernel, PipelineKey};
 pub use mlp::{GpuMlp, TrainState};
+pub use variant::MatmulVariant;
