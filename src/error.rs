@@ -118,6 +118,35 @@ pub enum Error {
         loss: f32,
     },
 
+    /// A model, a batch or a dataset needs more memory than the host or the adapter allows;
+    /// found from the configuration before anything is allocated.
+    #[error("{what} needs {} but {limit_name} is {}; {hint}", human_bytes(*.needed), human_bytes(*.limit))]
+    TooLarge {
+        /// What needs the memory, and what causes it (a layer, a flag).
+        what: String,
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes allowed.
+        limit: u64,
+        /// Which limit (`host memory available`, `the adapter's storage binding limit`, ...).
+        limit_name: String,
+        /// What to do about it.
+        hint: String,
+    },
+
+    /// Training was stopped by a signal (Ctrl-C, SIGTERM) after the work already submitted.
+    #[error(
+        "interrupted during epoch {epoch}, after {step} of its steps ({completed} epochs complete)"
+    )]
+    Interrupted {
+        /// The epoch that was running (1-based).
+        epoch: usize,
+        /// Steps of that epoch that had finished.
+        step: u64,
+        /// Epochs completed before the one that was interrupted.
+        completed: usize,
+    },
+
     /// A file could not be read or written.
     #[error("{}: {op}: {source}", path.display())]
     Io {
@@ -130,7 +159,32 @@ pub enum Error {
     },
 }
 
+/// `1.5 GiB (1600560012 bytes)`: a size for error messages, with the exact bytes.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [(&str, f64); 4] = [
+        ("TiB", 1099511627776.0),
+        ("GiB", 1073741824.0),
+        ("MiB", 1048576.0),
+        ("KiB", 1024.0),
+    ];
+    for (unit, size) in UNITS {
+        if bytes as f64 >= size {
+            return format!("{:.1} {unit} ({bytes} bytes)", bytes as f64 / size);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
 impl Error {
+    /// The exit code of the command line for this error: 130 for [`Error::Interrupted`] (as a
+    /// shell reports a process ended by Ctrl-C), 2 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Interrupted { .. } => 130,
+            _ => 2,
+        }
+    }
+
     /// Convenience constructor for [`Error::Shape`].
     pub fn shape(op: &str, expected: impl ToString, got: impl ToString) -> Self {
         Error::Shape {
@@ -172,5 +226,29 @@ impl Error {
             op: op.to_string(),
             message: message.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_bytes_keeps_the_exact_count() {
+        assert_eq!(human_bytes(0), "0 bytes");
+        assert_eq!(human_bytes(1023), "1023 bytes");
+        assert_eq!(human_bytes(134217728), "128.0 MiB (134217728 bytes)");
+        assert_eq!(human_bytes(1600560012), "1.5 GiB (1600560012 bytes)");
+    }
+
+    #[test]
+    fn interrupted_exits_130_and_everything_else_2() {
+        let i = Error::Interrupted {
+            epoch: 3,
+            step: 40,
+            completed: 2,
+        };
+        assert_eq!(i.exit_code(), 130);
+        assert_eq!(Error::config("x", "y").exit_code(), 2);
     }
 }

@@ -1,6 +1,8 @@
 //! `Trainer`: epochs of shuffled mini-batches on the GPU (or the CPU reference), with
 //! evaluation and metrics read back once per epoch.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::config::MlpConfig;
@@ -84,6 +86,7 @@ pub struct Trainer<'c> {
     seed: u64,
     /// Epochs completed.
     pub epoch: usize,
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl<'c> Trainer<'c> {
@@ -142,7 +145,15 @@ impl<'c> Trainer<'c> {
             options,
             seed: config.seed,
             epoch: 0,
+            stop: None,
         }
+    }
+
+    /// Once `flag` is set (by a signal handler, say), the running epoch stops after the work
+    /// already submitted to the GPU (or the CPU step that is running) with
+    /// [`Error::Interrupted`]; the parameters are then those after the last finished step.
+    pub fn set_stop_flag(&mut self, flag: Arc<AtomicBool>) {
+        self.stop = Some(flag);
     }
 
     /// A short name of where training runs.
@@ -166,6 +177,7 @@ impl<'c> Trainer<'c> {
         let start = Instant::now();
         let perm = epoch_permutation(self.seed, epoch, self.train.len());
         let batch = self.options.batch_size.min(self.train.len());
+        let stop = self.stop.as_deref();
         let (train_stats, test_stats) = match &mut self.engine {
             Engine::Gpu(g) => {
                 let GpuEngine { mlp, train, test } = &mut **g;
@@ -177,11 +189,18 @@ impl<'c> Trainer<'c> {
                     batch,
                     &self.options,
                     epoch,
+                    stop,
                 )?
             }
-            Engine::Cpu(mlp) => {
-                cpu_epoch(mlp, &self.train, self.test.as_ref(), &perm, batch, epoch)?
-            }
+            Engine::Cpu(mlp) => cpu_epoch(
+                mlp,
+                &self.train,
+                self.test.as_ref(),
+                &perm,
+                batch,
+                epoch,
+                stop,
+            )?,
         };
         self.epoch = epoch;
         let seconds = start.elapsed().as_secs_f64();
@@ -246,6 +265,13 @@ impl<'c> Trainer<'c> {
             Engine::Cpu(mlp) => {
                 if params.len() != mlp.params.len() {
                     return Err(Error::shape("parameters", mlp.params.len(), params.len()));
+                }
+                if state.m.len() != params.len() || state.v.len() != params.len() {
+                    return Err(Error::shape(
+                        "optimizer state",
+                        format!("{} values per moment", params.len()),
+                        format!("{} and {}", state.m.len(), state.v.len()),
+                    ));
                 }
                 mlp.params = params.to_vec();
                 mlp.state = state.clone();
@@ -313,6 +339,7 @@ fn gpu_epoch(
     batch: usize,
     options: &TrainOptions,
     epoch: usize,
+    stop: Option<&AtomicBool>,
 ) -> Result<(Stats, Option<Stats>)> {
     let ctx = mlp.context();
     train.set_permutation(ctx, perm)?;
@@ -331,6 +358,9 @@ fn gpu_epoch(
                 ctx.device.create_command_encoder(&Default::default()),
             );
             ctx.queue.submit([full.finish()]);
+            if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+                return Err(interrupted(epoch, i + 1));
+            }
         }
     }
     if let Some(test) = test {
@@ -352,6 +382,16 @@ fn gpu_epoch(
     Ok(((tr.mean_loss(), tr.accuracy()), test_stats))
 }
 
+/// The error of an epoch stopped by the stop flag after `steps` of its steps.
+fn interrupted(epoch: usize, steps: usize) -> Error {
+    Error::Interrupted {
+        epoch,
+        step: steps as u64,
+        completed: epoch - 1,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn cpu_epoch(
     mlp: &mut CpuMlp<f32>,
     train: &Dataset,
@@ -359,10 +399,14 @@ fn cpu_epoch(
     perm: &[u32],
     batch: usize,
     epoch: usize,
+    stop: Option<&AtomicBool>,
 ) -> Result<(Stats, Option<Stats>)> {
     let d = train.n_features;
     let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-    for chunk in perm.chunks(batch) {
+    for (i, chunk) in perm.chunks(batch).enumerate() {
+        if i > 0 && stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            return Err(interrupted(epoch, i));
+        }
         let mut x = Vec::with_capacity(chunk.len() * d);
         let mut y = Vec::with_capacity(chunk.len());
         for &i in chunk {

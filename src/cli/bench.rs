@@ -63,6 +63,10 @@ fn fmt(s: &Summary, prec: usize) -> String {
 /// Runs the chosen measurements and prints a table after each.
 pub fn run(args: &BenchArgs) -> Result<()> {
     let started = Instant::now();
+    // Minutes of measurements must not be lost to an output path that cannot be written.
+    if let Some(path) = &args.json {
+        wgmlp::fsutil::check_writable(path, "--json")?;
+    }
     let ctx = GpuContext::new()?;
     let opts = match (args.quick, ctx.is_software()) {
         (true, _) => BenchOptions::quick(),
