@@ -47,12 +47,17 @@ pub enum Error {
         message: String,
     },
 
-    /// A GPU operation failed at run time (mapping a buffer, a lost device, an out-of-memory).
-    #[error("GPU error during {op}: {message}")]
+    /// A GPU operation failed at run time: out of memory, a lost device, a validation or
+    /// internal error, or a wait that timed out.
+    #[error("GPU error ({kind}) during {op}{}: {message}; {}", adapter_suffix(adapter), kind.hint())]
     Gpu {
         /// What was being done.
         op: String,
-        /// wgpu's message.
+        /// What kind of failure.
+        kind: GpuFault,
+        /// The adapter's name (empty where unknown).
+        adapter: String,
+        /// wgpu's (or the driver's) message.
         message: String,
     },
 
@@ -220,12 +225,74 @@ impl Error {
         }
     }
 
-    /// Convenience constructor for [`Error::Gpu`].
+    /// Convenience constructor for [`Error::Gpu`] of kind [`GpuFault::Other`] with no adapter
+    /// named; [`crate::GpuContext::fault`] names the adapter.
     pub fn gpu(op: &str, message: impl ToString) -> Self {
         Error::Gpu {
             op: op.to_string(),
+            kind: GpuFault::Other,
+            adapter: String::new(),
             message: message.to_string(),
         }
+    }
+}
+
+/// The kind of a GPU failure ([`Error::Gpu`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GpuFault {
+    /// A buffer or other resource could not be allocated.
+    OutOfMemory,
+    /// The device was lost (driver reset, GPU removed, destroyed).
+    DeviceLost,
+    /// wgpu rejected an operation (a bug in wgmlp or an adapter limit it did not check).
+    Validation,
+    /// The driver failed internally (e.g. a shader that does not link).
+    Internal,
+    /// The GPU did not finish the submitted work in time.
+    Timeout,
+    /// Anything else (a failed buffer mapping, ...).
+    Other,
+}
+
+impl GpuFault {
+    /// What to do about it.
+    pub fn hint(self) -> &'static str {
+        match self {
+            GpuFault::OutOfMemory => {
+                "lower --batch-size or the layer widths, close other programs using the GPU, or use --device cpu"
+            }
+            GpuFault::DeviceLost => {
+                "the GPU driver reset or the device went away; run again, and check the driver (dmesg, nvidia-smi) if it repeats"
+            }
+            GpuFault::Validation | GpuFault::Internal => {
+                "this is a wgmlp or driver bug; please report it with the output of `wgmlp info`, or use --device cpu meanwhile"
+            }
+            GpuFault::Timeout => {
+                "the GPU is hung or far too slow for this job; try a smaller --batch-size, another adapter, or --device cpu"
+            }
+            GpuFault::Other => "run `wgmlp info` to check the adapter, or use --device cpu",
+        }
+    }
+}
+
+impl std::fmt::Display for GpuFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GpuFault::OutOfMemory => "out of memory",
+            GpuFault::DeviceLost => "device lost",
+            GpuFault::Validation => "validation",
+            GpuFault::Internal => "internal",
+            GpuFault::Timeout => "timeout",
+            GpuFault::Other => "failure",
+        })
+    }
+}
+
+fn adapter_suffix(adapter: &str) -> String {
+    if adapter.is_empty() {
+        String::new()
+    } else {
+        format!(" on {adapter}")
     }
 }
 

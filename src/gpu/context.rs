@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, GpuFault, Result};
 use crate::gpu::autotune::Autotuner;
 use crate::gpu::kernels::{Access, Kernel, PipelineKey};
 
@@ -201,11 +201,13 @@ pub struct GpuContext {
     /// Loop iterations an invocation may run in total before the driver silently stops its
     /// loops (llvmpipe/lavapipe: 65,535), if the adapter has such a limit.
     pub loop_limit: Option<u32>,
+    /// How long [`GpuContext::wait`] waits before it reports a [`GpuFault::Timeout`].
+    pub wait_timeout: std::time::Duration,
     /// Which matmul core each layer shape uses on this adapter (`WGMLP_MATMUL`).
     pub autotune: Autotuner,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     layouts: Mutex<HashMap<Signature, Arc<wgpu::BindGroupLayout>>>,
-    uncaptured: Arc<Mutex<Option<String>>>,
+    uncaptured: Arc<Mutex<Option<(GpuFault, String)>>>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -260,16 +262,28 @@ impl GpuContext {
         device: wgpu::Device,
         queue: wgpu::Queue,
     ) -> GpuContext {
-        let uncaptured: Arc<Mutex<Option<String>>> = Arc::default();
+        let uncaptured: Arc<Mutex<Option<(GpuFault, String)>>> = Arc::default();
         let sink = uncaptured.clone();
         // Errors outside an error scope are recorded (and logged) instead of wgpu's default
-        // panic; `GpuContext::check` turns the first one into an `Error::Gpu`.
+        // panic; `GpuContext::check` turns the first one into an `Error::Gpu` of its kind.
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             log::error!("wgpu: {e}");
+            let kind = match e {
+                wgpu::Error::OutOfMemory { .. } => GpuFault::OutOfMemory,
+                wgpu::Error::Validation { .. } => GpuFault::Validation,
+                wgpu::Error::Internal { .. } => GpuFault::Internal,
+            };
             if let Ok(mut slot) = sink.lock() {
-                slot.get_or_insert_with(|| e.to_string());
+                slot.get_or_insert_with(|| (kind, e.to_string()));
             }
         }));
+        let lost = uncaptured.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            log::error!("wgpu: device lost ({reason:?}): {message}");
+            if let Ok(mut slot) = lost.lock() {
+                *slot = Some((GpuFault::DeviceLost, format!("{reason:?}: {message}")));
+            }
+        });
         let limits = device.limits();
         // Mesa's gallivm (llvmpipe, lavapipe) counts every loop iteration of an invocation
         // against one limit of 65,535 and then leaves all loops early without an error.
@@ -281,6 +295,7 @@ impl GpuContext {
         GpuContext {
             autotune: Autotuner::new(&info),
             max_loop_trip: DEFAULT_MAX_LOOP_TRIP,
+            wait_timeout: WAIT_TIMEOUT,
             loop_limit,
             features: device.features(),
             max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
@@ -312,8 +327,18 @@ impl GpuContext {
     pub fn check(&self, op: &str) -> Result<()> {
         let slot = self.uncaptured.lock().ok().and_then(|mut s| s.take());
         match slot {
-            Some(message) => Err(Error::gpu(op, message)),
+            Some((kind, message)) => Err(self.fault(op, kind, message)),
             None => Ok(()),
+        }
+    }
+
+    /// An [`Error::Gpu`] naming this adapter.
+    pub fn fault(&self, op: &str, kind: GpuFault, message: impl ToString) -> Error {
+        Error::Gpu {
+            op: op.to_string(),
+            kind,
+            adapter: self.info.name.clone(),
+            message: message.to_string(),
         }
     }
 
@@ -441,13 +466,19 @@ impl GpuContext {
         self.wait("readback")?;
         match rx.recv() {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Error::gpu("readback", e)),
-            Err(_) => return Err(Error::gpu("readback", "map callback never ran")),
+            Ok(Err(e)) => {
+                self.check("readback")?;
+                return Err(self.fault("readback", GpuFault::Other, e));
+            }
+            Err(_) => {
+                self.check("readback")?;
+                return Err(self.fault("readback", GpuFault::Other, "map callback never ran"));
+            }
         }
         let out = {
             let view = staging
                 .get_mapped_range(..)
-                .map_err(|e| Error::gpu("readback", e))?;
+                .map_err(|e| self.fault("readback", GpuFault::Other, e))?;
             bytemuck::cast_slice::<u8, T>(&view[..bytes as usize]).to_vec()
         };
         staging.unmap();
@@ -458,13 +489,24 @@ impl GpuContext {
     /// Blocks until all submitted work has finished, or fails after [`WAIT_TIMEOUT`] (a hung
     /// or lost device is an error, not a hang).
     pub fn wait(&self, op: &str) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: None,
-                timeout: Some(WAIT_TIMEOUT),
-            })
-            .map_err(|e| Error::gpu(op, format!("{e} on {}", self.info.name)))?;
-        self.check(op)
+        let polled = self.device.poll(wgpu::PollType::Wait {
+            submission_index: None,
+            timeout: Some(self.wait_timeout),
+        });
+        // A recorded error (a lost device, an out-of-memory) says more than the poll's.
+        self.check(op)?;
+        match polled {
+            Ok(_) => Ok(()),
+            Err(wgpu::PollError::Timeout) => Err(self.fault(
+                op,
+                GpuFault::Timeout,
+                format!(
+                    "the GPU did not finish within {} s",
+                    self.wait_timeout.as_secs_f64()
+                ),
+            )),
+            Err(e) => Err(self.fault(op, GpuFault::DeviceLost, e)),
+        }
     }
 
     /// Splits `workgroups` into a 2-D grid whose x extent stays within the per-dimension limit.
