@@ -65,8 +65,7 @@ fn a_lost_device_is_a_typed_error_not_a_hang() {
         Some(e) => e,
         None => ctx
             .wait("after destroy")
-            .err()
-            .expect("a destroyed device fails"),
+            .expect_err("a destroyed device fails"),
     };
     assert!(matches!(err, Error::Gpu { .. }), "{err:?}");
     let text = err.to_string();
