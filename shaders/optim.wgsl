@@ -7,8 +7,9 @@
 //              p ← p − lr · (m / (1−β1^t)) / (√(v / (1−β2^t)) + ε)
 //   adamw:     p ← p·(1 − lr·wd), then adam without the wd·p term (decoupled weight decay)
 //
-// `tick` (one invocation) advances the step counter t before `update` runs; both do nothing
-// once the loss kernel has marked the run as diverged, so the last good parameters stay.
+// The loss kernel advances the step counter t before `update` runs (loss.wgsl, dims.tick); both
+// do nothing once the loss kernel has marked the run as diverged, so the last good parameters
+// stay.
 //
 // Needs structs.wgsl prepended (the host does it).
 //
@@ -32,13 +33,6 @@ const OPT_ADAMW: u32 = 3u;
 @group(0) @binding(3) var<storage, read_write> v: array<f32>;
 @group(0) @binding(4) var<storage, read_write> state: TrainState;
 @group(0) @binding(5) var<uniform> opt: OptParams;
-
-@compute @workgroup_size(1)
-fn tick() {
-    if state.diverged == 0u {
-        state.step += 1u;
-    }
-}
 
 @compute @workgroup_size(WG)
 fn update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

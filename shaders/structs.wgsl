@@ -41,8 +41,8 @@ struct LossDims {
     training: u32,
     row_begin: u32,
     row_end: u32,
+    tick: u32,           // 1: the last part of a training batch advances state.step (the optimizer's t)
     _pad0: u32,
-    _pad1: u32,
 }
 
 // Optimizer hyper-parameters.

@@ -101,8 +101,6 @@ pub enum Kernel {
     AffineForwardBcast,
     /// Softmax cross-entropy or MSE, with dLoss/dlogits and running metrics.
     Loss,
-    /// Advances the optimizer's step counter.
-    OptTick,
     /// One optimizer update over the flat parameter buffer.
     OptUpdate,
     /// Batch gather from the resident dataset by sample index.
@@ -133,7 +131,6 @@ impl Kernel {
         Kernel::GradWeightsTiled,
         Kernel::AffineForwardBcast,
         Kernel::Loss,
-        Kernel::OptTick,
         Kernel::OptUpdate,
         Kernel::Gather,
         Kernel::ReduceAlpha,
@@ -160,7 +157,6 @@ impl Kernel {
             Kernel::GradWeightsTiled => "affine_tiled.grad_weights",
             Kernel::AffineForwardBcast => "affine_bcast.forward",
             Kernel::Loss => "loss.loss",
-            Kernel::OptTick => "optim.tick",
             Kernel::OptUpdate => "optim.update",
             Kernel::Gather => "gather.gather",
             Kernel::ReduceAlpha => "alpha.reduce_alpha",
@@ -188,7 +184,6 @@ impl Kernel {
                 "forward"
             }
             Kernel::Loss => "loss",
-            Kernel::OptTick => "tick",
             Kernel::OptUpdate => "update",
             Kernel::Gather => "gather",
             Kernel::ReduceAlpha => "reduce_alpha",
@@ -213,7 +208,7 @@ impl Kernel {
             Kernel::AffineForwardTiled | Kernel::GradWeightsTiled => AFFINE_TILED_WGSL,
             Kernel::AffineForwardBcast => AFFINE_BCAST_WGSL,
             Kernel::Loss => LOSS_WGSL,
-            Kernel::OptTick | Kernel::OptUpdate => OPTIM_WGSL,
+            Kernel::OptUpdate => OPTIM_WGSL,
             Kernel::Gather => GATHER_WGSL,
             Kernel::ReduceAlpha => ALPHA_WGSL,
             Kernel::Transpose => TRANSPOSE_WGSL,
@@ -263,7 +258,6 @@ impl Kernel {
                 (3, ReadWrite),
                 (4, Uniform),
             ],
-            Kernel::OptTick => &[(4, ReadWrite)],
             Kernel::OptUpdate => &[
                 (0, ReadWrite),
                 (1, Read),

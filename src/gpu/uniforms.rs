@@ -81,10 +81,10 @@ pub struct LossDims {
     pub row_begin: u32,
     /// End row (exclusive) of this dispatch.
     pub row_end: u32,
+    /// 1 on the last part of a training batch: advance the step counter (unless diverged).
+    pub tick: u32,
     /// Padding.
     pub _pad0: u32,
-    /// Padding.
-    pub _pad1: u32,
 }
 
 /// `OptParams`: optimizer hyper-parameters.
@@ -234,7 +234,7 @@ pub const MIRRORS: &[Mirror] = &[
         "LossDims",
         LossDims,
         [
-            batch, classes, loss_kind, training, row_begin, row_end, _pad0, _pad1
+            batch, classes, loss_kind, training, row_begin, row_end, tick, _pad0
         ]
     ),
     mirror!(

@@ -79,9 +79,9 @@ impl GpuMlp<'_> {
         let mut plan = Plan {
             forward_train: Vec::new(),
             forward_eval: Vec::new(),
-            loss_train: self.loss_dispatches(batch, &self.state, 1)?,
-            loss_eval: self.loss_dispatches(batch, &self.eval_state, 0)?,
-            loss_grad_only: self.loss_dispatches(batch, &self.eval_state, 1)?,
+            loss_train: self.loss_dispatches(batch, &self.state, 1, true)?,
+            loss_eval: self.loss_dispatches(batch, &self.eval_state, 0, false)?,
+            loss_grad_only: self.loss_dispatches(batch, &self.eval_state, 1, false)?,
             backward: Vec::new(),
         };
         for (l, layer) in self.layers.iter().enumerate() {
@@ -205,12 +205,14 @@ impl GpuMlp<'_> {
     }
 
     /// The loss over a batch in parts of rows, so no invocation's loops run past
-    /// `max_loop_trip` (each row costs about 3 × classes iterations).
+    /// `max_loop_trip` (each row costs about 3 × classes iterations). With `tick`, the last
+    /// part advances the optimizer's step counter.
     fn loss_dispatches(
         &self,
         batch: usize,
         state: &wgpu::Buffer,
         training: u32,
+        tick: bool,
     ) -> Result<Vec<Dispatch>> {
         let ctx = self.ctx;
         let classes = self.config.output;
@@ -234,8 +236,8 @@ impl GpuMlp<'_> {
                     training,
                     row_begin: begin as u32,
                     row_end: (begin + rows_per_part).min(batch) as u32,
+                    tick: u32::from(tick && begin + rows_per_part >= batch),
                     _pad0: 0,
-                    _pad1: 0,
                 },
             );
             let group = ctx.bind_group(
@@ -258,15 +260,9 @@ impl GpuMlp<'_> {
         Ok(out)
     }
 
-    /// The optimizer's tick and update over the flat parameter buffer.
+    /// The optimizer update over the flat parameter buffer (the loss advanced its step).
     pub(super) fn update_dispatches(&self) -> Result<Vec<Dispatch>> {
         let ctx = self.ctx;
-        let tick = Dispatch::new(
-            Kernel::OptTick,
-            ctx.pipeline(&PipelineKey::new(Kernel::OptTick))?,
-            ctx.bind_group(Kernel::OptTick, &[(4, &self.state)]),
-            (1, 1, 1),
-        );
         let update = Dispatch::new(
             Kernel::OptUpdate,
             ctx.pipeline(&PipelineKey::new(Kernel::OptUpdate))?,
@@ -283,7 +279,7 @@ impl GpuMlp<'_> {
             ),
             flat_grid(ctx, "optimizer update", self.config.n_params())?,
         );
-        Ok(vec![tick, update])
+        Ok(vec![update])
     }
 
     /// The gather of `batch` rows from `data` into this model's input (one dispatch per row
