@@ -15,9 +15,9 @@
 // Needs structs.wgsl prepended (the host does it).
 //
 // Bindings (group 0)
-//   0 logits:  array<f32>  read        [batch × classes]
+//   0 logits:  array<f32>  read        [batch × stride] (classes used, the rest padding)
 //   1 labels:  array<u32>  read        [batch]
-//   2 dlogits: array<f32>  read_write  [batch × classes]  (written when dims.training is 1)
+//   2 dlogits: array<f32>  read_write  [batch × stride]  (classes written when dims.training is 1)
 //   3 state:   TrainState  read_write  running metrics and the step counter
 //   4 dims:    LossDims    uniform
 
@@ -44,7 +44,7 @@ fn loss(@builtin(local_invocation_index) t: u32) {
     var loss_acc = 0.0;
     var correct = 0u;
     for (var r = dims.row_begin + t; r < dims.row_end; r += WG) {
-        let base = r * c_len;
+        let base = r * dims.stride;
         let label = labels[r];
         var mx = logits[base];
         var arg = 0u;

@@ -83,8 +83,8 @@ pub struct LossDims {
     pub row_end: u32,
     /// 1 on the last part of a training batch: advance the step counter (unless diverged).
     pub tick: u32,
-    /// Padding.
-    pub _pad0: u32,
+    /// Floats per row of logits and dlogits (the output layer's padded width).
+    pub stride: u32,
 }
 
 /// `OptParams`: optimizer hyper-parameters.
@@ -234,7 +234,7 @@ pub const MIRRORS: &[Mirror] = &[
         "LossDims",
         LossDims,
         [
-            batch, classes, loss_kind, training, row_begin, row_end, tick, _pad0
+            batch, classes, loss_kind, training, row_begin, row_end, tick, stride
         ]
     ),
     mirror!(

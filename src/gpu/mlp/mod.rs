@@ -4,10 +4,12 @@
 //! many steps go into one command encoder and one submit.
 //!
 //! - `mod.rs`: the model's buffers, construction and host transfers.
+//! - `layout.rs`: the parameters' layout on the GPU (aligned blocks, padded output layer).
 //! - `plan.rs`: the dispatches of a batch size (and of a dataset's gather), built once.
 //! - `encode.rs`: recording steps and evaluations into command encoders.
 
 mod encode;
+mod layout;
 mod plan;
 
 use std::collections::HashMap;
@@ -23,13 +25,16 @@ use crate::reference::{BatchLoss, check_batch};
 
 pub use crate::gpu::uniforms::TrainState;
 
+use layout::DeviceLayout;
 use plan::{GatherPlan, LossMode, Plan};
 
 /// An MLP resident on the GPU.
 pub struct GpuMlp<'c> {
     ctx: &'c GpuContext,
     config: MlpConfig,
+    /// The layers with their device offsets (`layout.layers`).
     layers: Vec<Layer>,
+    layout: DeviceLayout,
     optimizer: OptimizerConfig,
     max_batch: usize,
     params: wgpu::Buffer,
@@ -93,7 +98,9 @@ impl<'c> GpuMlp<'c> {
                 params.len(),
             ));
         }
-        let layers = config.layers();
+        let layout = DeviceLayout::of(config);
+        let layers = layout.layers.clone();
+        let n = layout.len;
         // Wᵀ of every layer past the first, each at a multiple of 4 floats for the vec4 cores.
         let mut t_offsets = vec![0; layers.len()];
         let mut t_len = 0;
@@ -101,7 +108,7 @@ impl<'c> GpuMlp<'c> {
             t_offsets[l] = t_len;
             t_len += (layer.fan_in * layer.fan_out).div_ceil(4) * 4;
         }
-        check_sizes(ctx, config, max_batch, t_len)?;
+        check_sizes(ctx, config, n, max_batch, t_len)?;
         let variants = layers
             .iter()
             .map(|l| tune::choose(ctx, max_batch, l.fan_in, l.fan_out, l.w_offset, l.b_offset))
@@ -140,7 +147,7 @@ impl<'c> GpuMlp<'c> {
             config: config.clone(),
             optimizer,
             max_batch,
-            params: ctx.storage_from("params", params),
+            params: ctx.storage_from("params", &layout.to_device(params)),
             params_t: ctx.storage_zeroed("params_t", bytes(t_len)),
             t_offsets,
             grads: ctx.storage_zeroed("grads", bytes(n)),
@@ -170,6 +177,7 @@ impl<'c> GpuMlp<'c> {
             dz: layers.iter().map(|l| act_buf("dz", l.fan_out)).collect(),
             partials: ctx.storage_zeroed("alpha_partials", bytes(partials_len)),
             layers,
+            layout,
             variants,
             grad_input_variants,
             update: Vec::new(),
@@ -265,7 +273,13 @@ impl<'c> GpuMlp<'c> {
         }
         self.ctx.queue.submit([enc.finish()]);
         let last = self.layers.len() - 1;
-        self.ctx.read(&self.y[last], batch * self.config.output)
+        let stride = self.layout.output_stride();
+        let padded: Vec<f32> = self.ctx.read(&self.y[last], batch * stride)?;
+        let out = self.config.output;
+        Ok(padded
+            .chunks(stride)
+            .flat_map(|row| row[..out].iter().copied())
+            .collect())
     }
 
     /// Mean loss, correct count and the gradient of the mean loss w.r.t. every parameter
@@ -288,7 +302,9 @@ impl<'c> GpuMlp<'c> {
         }
         self.ctx.queue.submit([enc.finish()]);
         let s: TrainState = self.ctx.read(&self.eval_state, 1)?[0];
-        let grads = self.ctx.read(&self.grads, self.config.n_params())?;
+        let grads = self
+            .layout
+            .to_host(&self.ctx.read(&self.grads, self.layout.len)?);
         Ok((
             BatchLoss {
                 loss: s.mean_loss(),
@@ -344,9 +360,11 @@ impl<'c> GpuMlp<'c> {
             .write_buffer(&self.state, 4, bytemuck::cast_slice(&[0u32, 0, 0]));
     }
 
-    /// The flat parameters, read back.
+    /// The flat parameters (in the host layout of [`MlpConfig::layers`]), read back.
     pub fn params(&self) -> Result<Vec<f32>> {
-        self.ctx.read(&self.params, self.config.n_params())
+        Ok(self
+            .layout
+            .to_host(&self.ctx.read(&self.params, self.layout.len)?))
     }
 
     /// Replaces the flat parameters.
@@ -358,19 +376,21 @@ impl<'c> GpuMlp<'c> {
                 params.len(),
             ));
         }
-        self.ctx
-            .queue
-            .write_buffer(&self.params, 0, bytemuck::cast_slice(params));
+        self.ctx.queue.write_buffer(
+            &self.params,
+            0,
+            bytemuck::cast_slice(&self.layout.to_device(params)),
+        );
         Ok(())
     }
 
     /// The optimizer state (step count and moment buffers), read back.
     pub fn optimizer_state(&self) -> Result<OptimizerState<f32>> {
-        let n = self.config.n_params();
+        let n = self.layout.len;
         Ok(OptimizerState {
             step: self.train_state()?.step as u64,
-            m: self.ctx.read(&self.moment1, n)?,
-            v: self.ctx.read(&self.moment2, n)?,
+            m: self.layout.to_host(&self.ctx.read(&self.moment1, n)?),
+            v: self.layout.to_host(&self.ctx.read(&self.moment2, n)?),
         })
     }
 
@@ -387,8 +407,16 @@ impl<'c> GpuMlp<'c> {
         let step = u32::try_from(state.step)
             .map_err(|_| Error::config("optimizer state", "step count exceeds 2^32"))?;
         let q = &self.ctx.queue;
-        q.write_buffer(&self.moment1, 0, bytemuck::cast_slice(&state.m));
-        q.write_buffer(&self.moment2, 0, bytemuck::cast_slice(&state.v));
+        q.write_buffer(
+            &self.moment1,
+            0,
+            bytemuck::cast_slice(&self.layout.to_device(&state.m)),
+        );
+        q.write_buffer(
+            &self.moment2,
+            0,
+            bytemuck::cast_slice(&self.layout.to_device(&state.v)),
+        );
         q.write_buffer(&self.state, 0, bytemuck::cast_slice(&[step, 0, 0, 0]));
         Ok(())
     }
@@ -396,13 +424,18 @@ impl<'c> GpuMlp<'c> {
 
 /// Refuses a model whose buffers exceed the adapter's binding or buffer limits, naming the
 /// buffer and what to change, before anything is allocated.
-fn check_sizes(ctx: &GpuContext, config: &MlpConfig, max_batch: usize, t_len: usize) -> Result<()> {
+fn check_sizes(
+    ctx: &GpuContext,
+    config: &MlpConfig,
+    n: usize,
+    max_batch: usize,
+    t_len: usize,
+) -> Result<()> {
     let limit = ctx
         .limits
         .max_storage_buffer_binding_size
         .min(ctx.limits.max_buffer_size);
-    let widest = config.widths().into_iter().max().unwrap_or(1);
-    let n = config.n_params();
+    let widest = config.widths().into_iter().max().unwrap_or(1).div_ceil(4) * 4;
     let checks = [
         (
             format!("the {n} parameters (and their gradients and optimizer moments)"),

@@ -237,7 +237,7 @@ impl GpuMlp<'_> {
                     row_begin: begin as u32,
                     row_end: (begin + rows_per_part).min(batch) as u32,
                     tick: u32::from(tick && begin + rows_per_part >= batch),
-                    _pad0: 0,
+                    stride: self.layout.output_stride() as u32,
                 },
             );
             let group = ctx.bind_group(
@@ -277,7 +277,7 @@ impl GpuMlp<'_> {
                     (5, &self.opt_uniform),
                 ],
             ),
-            flat_grid(ctx, "optimizer update", self.config.n_params())?,
+            flat_grid(ctx, "optimizer update", self.layout.len)?,
         );
         Ok(vec![update])
     }
