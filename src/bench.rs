@@ -235,11 +235,24 @@ pub fn layers(ctx: &GpuContext, timer: &Timer, opts: &BenchOptions) -> Result<Ve
             fan_in: k,
             fan_out: n,
         } = shape;
+        // A model pads its output layer to a multiple of 4 columns (src/gpu/mlp/layout.rs) so
+        // the vec4 cores can run it; the bench does the same and counts only the real columns.
+        let n_dev = n.div_ceil(4) * 4;
         let mut rng = Rng::new(100 + i as u64);
         let scale = 1.0 / (k as f64).sqrt();
         let x = random_vec(&mut rng, m * k, -1.0, 1.0);
-        let w = random_vec(&mut rng, k * n, -scale, scale);
-        let b = random_vec(&mut rng, n, -0.1, 0.1);
+        let w_real = random_vec(&mut rng, k * n, -scale, scale);
+        let mut w = vec![0.0; k * n_dev];
+        for (row, src) in w.chunks_mut(n_dev).zip(w_real.chunks(n)) {
+            row[..n].copy_from_slice(src);
+        }
+        let mut b = random_vec(&mut rng, n, -0.1, 0.1);
+        b.resize(n_dev, 0.0);
+        let shape = Shape {
+            fan_out: n_dev,
+            ..shape
+        };
+        let n = n_dev;
         let core = crate::gpu::tune::choose(ctx, m, k, n, 0, k * n)?;
         let fused = ResidentLayer::with_variant(ctx, core, act, act, shape, &x, &w, &b, true)?;
         fused.write_backward_inputs(
@@ -268,7 +281,8 @@ pub fn layers(ctx: &GpuContext, timer: &Timer, opts: &BenchOptions) -> Result<Ve
             affine.z(),
             (m * n) as u64,
         )?;
-        let mut c = vec![0f32; m * n];
+        let real_n = opts.layers[i].0.fan_out;
+        let mut c = vec![0f32; m * real_n];
         let mut t = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
         // Run 0 of the first shape is the warm-up (shader compilation, first touch of the
         // buffers); later shapes reuse the same pipelines and need none.
@@ -280,14 +294,14 @@ pub fn layers(ctx: &GpuContext, timer: &Timer, opts: &BenchOptions) -> Result<Ve
                 act_pass.record(p);
             })?;
             let backward_s = timer.time_pass(|p| fused.record_backward(p))?;
-            let cpu_s = cpu_sgemm(m, k, n, &x, &w, &mut c);
+            let cpu_s = cpu_sgemm(m, k, real_n, &x, &w_real, &mut c);
             if run >= first {
                 for (v, s) in t.iter_mut().zip([fused_s, unfused_s, backward_s, cpu_s]) {
                     v.push(s);
                 }
             }
         }
-        let flops = |products: usize| move |s: f64| gflops(m, k, n, products, s);
+        let flops = |products: usize| move |s: f64| gflops(m, k, real_n, products, s);
         let sum = |v: &Vec<f64>, products: usize, what: &str| {
             summary(
                 &v.iter().map(|&s| flops(products)(s)).collect::<Vec<_>>(),
@@ -295,9 +309,13 @@ pub fn layers(ctx: &GpuContext, timer: &Timer, opts: &BenchOptions) -> Result<Ve
             )
         };
         out.push(LayerResult {
-            shape,
+            shape: opts.layers[i].0,
             activation: act.to_string(),
-            core: format!("{core:?}").to_ascii_lowercase(),
+            core: if n == real_n {
+                core.name().to_string()
+            } else {
+                format!("{} (n padded to {n})", core.name())
+            },
             fused: sum(&t[0], 1, "fused forward")?,
             unfused: sum(&t[1], 1, "unfused forward")?,
             backward: sum(&t[2], 2, "backward")?,
