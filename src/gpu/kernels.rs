@@ -24,6 +24,8 @@ pub const AFFINE_WIDE_WGSL: &str = include_str!("../../shaders/affine_wide.wgsl"
 pub const AFFINE_TILED_WGSL: &str = include_str!("../../shaders/affine_tiled.wgsl");
 /// `shaders/affine_bcast.wgsl`.
 pub const AFFINE_BCAST_WGSL: &str = include_str!("../../shaders/affine_bcast.wgsl");
+/// `shaders/affine_bcast_grad.wgsl`.
+pub const AFFINE_BCAST_GRAD_WGSL: &str = include_str!("../../shaders/affine_bcast_grad.wgsl");
 /// `shaders/loss.wgsl`.
 pub const LOSS_WGSL: &str = include_str!("../../shaders/loss.wgsl");
 /// `shaders/optim.wgsl`.
@@ -46,6 +48,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("affine_wide.wgsl", AFFINE_WIDE_WGSL),
     ("affine_tiled.wgsl", AFFINE_TILED_WGSL),
     ("affine_bcast.wgsl", AFFINE_BCAST_WGSL),
+    ("affine_bcast_grad.wgsl", AFFINE_BCAST_GRAD_WGSL),
     ("loss.wgsl", LOSS_WGSL),
     ("optim.wgsl", OPTIM_WGSL),
     ("gather.wgsl", GATHER_WGSL),
@@ -99,6 +102,8 @@ pub enum Kernel {
     GradWeightsTiled,
     /// [`Kernel::AffineForwardVec4`] with X shared across 8-lane subgroups (CPU adapters).
     AffineForwardBcast,
+    /// [`Kernel::GradWeightsVec4`] with X shared across 8-lane subgroups (CPU adapters).
+    GradWeightsBcast,
     /// Softmax cross-entropy or MSE, with dLoss/dlogits and running metrics.
     Loss,
     /// One optimizer update over the flat parameter buffer.
@@ -130,6 +135,7 @@ impl Kernel {
         Kernel::AffineForwardTiled,
         Kernel::GradWeightsTiled,
         Kernel::AffineForwardBcast,
+        Kernel::GradWeightsBcast,
         Kernel::Loss,
         Kernel::OptUpdate,
         Kernel::Gather,
@@ -156,6 +162,7 @@ impl Kernel {
             Kernel::AffineForwardTiled => "affine_tiled.forward",
             Kernel::GradWeightsTiled => "affine_tiled.grad_weights",
             Kernel::AffineForwardBcast => "affine_bcast.forward",
+            Kernel::GradWeightsBcast => "affine_bcast_grad.grad_weights",
             Kernel::Loss => "loss.loss",
             Kernel::OptUpdate => "optim.update",
             Kernel::Gather => "gather.gather",
@@ -177,9 +184,10 @@ impl Kernel {
             Kernel::GradWeights => "grad_weights",
             Kernel::GradInput => "grad_input",
             Kernel::AffineForwardVec4 => "forward",
-            Kernel::GradWeightsVec4 | Kernel::GradWeightsWide | Kernel::GradWeightsTiled => {
-                "grad_weights"
-            }
+            Kernel::GradWeightsVec4
+            | Kernel::GradWeightsWide
+            | Kernel::GradWeightsTiled
+            | Kernel::GradWeightsBcast => "grad_weights",
             Kernel::AffineForwardWide | Kernel::AffineForwardTiled | Kernel::AffineForwardBcast => {
                 "forward"
             }
@@ -207,6 +215,7 @@ impl Kernel {
             Kernel::AffineForwardWide | Kernel::GradWeightsWide => AFFINE_WIDE_WGSL,
             Kernel::AffineForwardTiled | Kernel::GradWeightsTiled => AFFINE_TILED_WGSL,
             Kernel::AffineForwardBcast => AFFINE_BCAST_WGSL,
+            Kernel::GradWeightsBcast => AFFINE_BCAST_GRAD_WGSL,
             Kernel::Loss => LOSS_WGSL,
             Kernel::OptUpdate => OPTIM_WGSL,
             Kernel::Gather => GATHER_WGSL,
@@ -241,7 +250,8 @@ impl Kernel {
             Kernel::GradWeights
             | Kernel::GradWeightsVec4
             | Kernel::GradWeightsWide
-            | Kernel::GradWeightsTiled => MATMUL_GRAD_WEIGHTS_BINDINGS,
+            | Kernel::GradWeightsTiled
+            | Kernel::GradWeightsBcast => MATMUL_GRAD_WEIGHTS_BINDINGS,
             Kernel::GradInput => &[
                 (5, Read),
                 (1, Read),
@@ -280,7 +290,7 @@ impl Kernel {
 
     /// Whether the kernel uses subgroup operations (needs `Features::SUBGROUP`).
     pub fn needs_subgroups(self) -> bool {
-        self == Kernel::AffineForwardBcast
+        matches!(self, Kernel::AffineForwardBcast | Kernel::GradWeightsBcast)
     }
 
     /// Whether the kernel reads the `ACT`/`ACT_P` override constants.
@@ -301,6 +311,7 @@ impl Kernel {
                 | Kernel::AffineForwardTiled
                 | Kernel::GradWeightsTiled
                 | Kernel::AffineForwardBcast
+                | Kernel::GradWeightsBcast
         )
     }
 

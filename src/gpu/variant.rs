@@ -18,8 +18,8 @@ pub enum MatmulVariant {
     /// Tiles of both operands in workgroup memory (8 KiB), 4×4 outputs per invocation, 64×64
     /// per workgroup of 256: the GPU-shaped core. Every shape.
     Tiled,
-    /// The forward with X shared across each 8-lane subgroup by `subgroupBroadcast` (CPU
-    /// adapters with SIMD-8 subgroups); dW/db on the vec4 core. fan_in a multiple of 4 too.
+    /// X shared across each 8-lane subgroup by `subgroupBroadcast` in the forward and in dW/db
+    /// (CPU adapters with SIMD-8 subgroups). fan_in a multiple of 4 too.
     Bcast,
 }
 
@@ -131,7 +131,7 @@ impl MatmulVariant {
             MatmulVariant::Vec4 => Kernel::GradWeightsVec4,
             MatmulVariant::Wide => Kernel::GradWeightsWide,
             MatmulVariant::Tiled => Kernel::GradWeightsTiled,
-            MatmulVariant::Bcast => Kernel::GradWeightsVec4,
+            MatmulVariant::Bcast => Kernel::GradWeightsBcast,
         }
     }
 }
