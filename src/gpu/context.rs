@@ -285,13 +285,7 @@ impl GpuContext {
             }
         });
         let limits = device.limits();
-        // Mesa's gallivm (llvmpipe, lavapipe) counts every loop iteration of an invocation
-        // against one limit of 65,535 and then leaves all loops early without an error.
-        let loop_limit = info
-            .name
-            .to_ascii_lowercase()
-            .contains("llvmpipe")
-            .then_some(65_535);
+        let loop_limit = loop_limit_of(&info);
         GpuContext {
             autotune: Autotuner::new(&info),
             max_loop_trip: DEFAULT_MAX_LOOP_TRIP,
@@ -516,6 +510,27 @@ impl GpuContext {
     }
 }
 
+/// The total loop iterations an invocation may run on this adapter before its loops stop
+/// silently, if it has such a limit. Mesa's gallivm (llvmpipe, lavapipe) counted every loop
+/// iteration of an invocation against one limit of 65,535 in Mesa 22.3 (a 70,000-term sum came
+/// out as 65,535); Mesa 25.0 sums all 70,000. Versions in between are treated as limited, as is
+/// an llvmpipe whose version cannot be read.
+pub fn loop_limit_of(info: &wgpu::AdapterInfo) -> Option<u32> {
+    if !info.name.to_ascii_lowercase().contains("llvmpipe") {
+        return None;
+    }
+    let text = format!("{} {}", info.driver, info.driver_info);
+    let major = text
+        .split("Mesa ")
+        .nth(1)
+        .and_then(|v| v.split('.').next())
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    match major {
+        Some(m) if m >= 25 => None,
+        _ => Some(65_535),
+    }
+}
+
 /// The default of [`GpuContext::max_loop_trip`]: well inside llvmpipe's 65,535 iterations per
 /// invocation, and long enough that GPUs split only reductions far beyond the usual shapes.
 pub const DEFAULT_MAX_LOOP_TRIP: u32 = 16_384;
@@ -545,6 +560,38 @@ fn storage_usage() -> wgpu::BufferUsages {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn adapter(name: &str, driver_info: &str) -> wgpu::AdapterInfo {
+        wgpu::AdapterInfo {
+            name: name.into(),
+            vendor: 0,
+            device: 0,
+            device_type: wgpu::DeviceType::Cpu,
+            device_pci_bus_id: String::new(),
+            driver: "llvmpipe".into(),
+            driver_info: driver_info.into(),
+            backend: wgpu::Backend::Vulkan,
+            subgroup_min_size: 8,
+            subgroup_max_size: 8,
+            transient_saves_memory: None,
+            limit_bucket: None,
+        }
+    }
+
+    #[test]
+    fn the_loop_limit_is_assumed_for_old_or_unknown_llvmpipe_only() {
+        let llvmpipe = "llvmpipe (LLVM 15.0.6, 256 bits)";
+        assert_eq!(
+            loop_limit_of(&adapter(llvmpipe, "Mesa 22.3.6 (LLVM 15.0.6)")),
+            Some(65_535)
+        );
+        assert_eq!(
+            loop_limit_of(&adapter(llvmpipe, "Mesa 25.0.7-2~bpo12+1 (LLVM 15.0.6)")),
+            None
+        );
+        assert_eq!(loop_limit_of(&adapter(llvmpipe, "")), Some(65_535));
+        assert_eq!(loop_limit_of(&adapter("NVIDIA H200", "580.0")), None);
+    }
 
     #[test]
     fn grid_covers_every_workgroup_within_the_limit() {
