@@ -39,6 +39,9 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("optim.wgsl", OPTIM_WGSL),
     ("gather.wgsl", GATHER_WGSL),
     ("alpha.wgsl", ALPHA_WGSL),
+    ("fused_mlp.wgsl", crate::gpu::fused::FUSED_MLP_WGSL),
+    ("fused_reduce.wgsl", crate::gpu::fused::FUSED_REDUCE_WGSL),
+    ("fused_pack.wgsl", crate::gpu::fused::FUSED_PACK_WGSL),
 ];
 
 /// How a kernel uses one binding.
@@ -50,6 +53,10 @@ pub enum Access {
     ReadWrite,
     /// `var<uniform>`.
     Uniform,
+    /// `texture_2d<f32>` of an unfilterable format (r32float), read with `textureLoad`.
+    Texture,
+    /// `texture_storage_2d<r32float, write>`.
+    WriteTexture,
 }
 
 /// A compute kernel: one entry point of one shader file.
@@ -85,6 +92,13 @@ pub enum Kernel {
     Gather,
     /// Sums grad_input's partial dα into the gradient of a learned pReLU slope.
     ReduceAlpha,
+    /// The fully fused MLP (forward, loss, backward, per-slot gradients), generated per model
+    /// shape by `gpu::fused::codegen`; its source here is a small reference shape.
+    FusedMlp,
+    /// Sums the fused kernel's per-slot gradients and metrics.
+    FusedReduce,
+    /// Copies the flat parameters into the fused kernel's parameter texture.
+    FusedPack,
 }
 
 impl Kernel {
@@ -105,6 +119,9 @@ impl Kernel {
         Kernel::OptUpdate,
         Kernel::Gather,
         Kernel::ReduceAlpha,
+        Kernel::FusedMlp,
+        Kernel::FusedReduce,
+        Kernel::FusedPack,
     ];
 
     /// A short name (labels, error messages).
@@ -125,6 +142,9 @@ impl Kernel {
             Kernel::OptUpdate => "optim.update",
             Kernel::Gather => "gather.gather",
             Kernel::ReduceAlpha => "alpha.reduce_alpha",
+            Kernel::FusedMlp => "fused_mlp.main",
+            Kernel::FusedReduce => "fused_reduce.reduce",
+            Kernel::FusedPack => "fused_pack.pack",
         }
     }
 
@@ -145,6 +165,9 @@ impl Kernel {
             Kernel::OptUpdate => "update",
             Kernel::Gather => "gather",
             Kernel::ReduceAlpha => "reduce_alpha",
+            Kernel::FusedMlp => "main",
+            Kernel::FusedReduce => "reduce",
+            Kernel::FusedPack => "pack",
         }
     }
 
@@ -168,6 +191,11 @@ impl Kernel {
             Kernel::OptTick | Kernel::OptUpdate => OPTIM_WGSL.to_string(),
             Kernel::Gather => GATHER_WGSL.to_string(),
             Kernel::ReduceAlpha => ALPHA_WGSL.to_string(),
+            Kernel::FusedMlp => {
+                crate::gpu::fused::codegen::source(&crate::gpu::fused::FusedShape::reference())
+            }
+            Kernel::FusedReduce => crate::gpu::fused::FUSED_REDUCE_WGSL.to_string(),
+            Kernel::FusedPack => crate::gpu::fused::FUSED_PACK_WGSL.to_string(),
         }
     }
 
@@ -205,6 +233,19 @@ impl Kernel {
                 (4, Uniform),
             ],
             Kernel::OptTick => &[(4, ReadWrite)],
+            Kernel::FusedMlp => &[
+                (0, Texture),
+                (1, Read),
+                (2, Read),
+                (3, Read),
+                (4, ReadWrite),
+                (5, ReadWrite),
+                (6, Uniform),
+                (7, Uniform),
+                (8, ReadWrite),
+            ],
+            Kernel::FusedReduce => &[(0, Read), (1, ReadWrite), (2, ReadWrite), (3, Uniform)],
+            Kernel::FusedPack => &[(0, Read), (1, WriteTexture), (2, Uniform)],
             Kernel::OptUpdate => &[
                 (0, ReadWrite),
                 (1, Read),
@@ -260,6 +301,16 @@ impl Kernel {
                         },
                         has_dynamic_offset: false,
                         min_binding_size: None,
+                    },
+                    Access::Texture => wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                        multisampled: false,
+                    },
+                    Access::WriteTexture => wgpu::BindingType::StorageTexture {
+                        access: wgpu::StorageTextureAccess::WriteOnly,
+                        format: wgpu::TextureFormat::R32Float,
+                        view_dimension: wgpu::TextureViewDimension::D2,
                     },
                 },
                 count: None,
