@@ -858,6 +858,43 @@ impl<'c> FusedMlp<'c> {
         Ok(())
     }
 
+    /// The input buffer, `[max_batch × input]` f32: kernels of the caller may write batches
+    /// into it directly (then use the `*_resident` methods).
+    pub fn input_buffer(&self) -> &wgpu::Buffer {
+        &self.xb
+    }
+
+    /// The float-target buffer, `[max_batch × output]` f32 (regression, MSE).
+    pub fn target_buffer(&self) -> &wgpu::Buffer {
+        &self.targets
+    }
+
+    /// One optimizer step on the batch already in [`Self::input_buffer`] and
+    /// [`Self::target_buffer`] (MSE against float targets). Submits without waiting; the
+    /// running metrics accumulate in [`Self::train_state`] until [`Self::reset_metrics`].
+    pub fn train_step_resident_targets(&mut self, batch: usize) -> Result<()> {
+        if self.config.loss != Loss::Mse {
+            return Err(Error::config(
+                "--loss",
+                "float targets need the MSE loss (regression); use --loss mse",
+            ));
+        }
+        self.run(batch, Mode::Train, true, None)
+    }
+
+    /// The outputs for the batch already in [`Self::input_buffer`].
+    pub fn forward_resident(&mut self, batch: usize) -> Result<Vec<f32>> {
+        self.run(batch, Mode::Infer, false, None)?;
+        self.ctx.read(&self.outputs, batch * self.config.output)
+    }
+
+    /// Clears the running training metrics (loss sum, correct and sample counts).
+    pub fn reset_metrics(&self) {
+        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        enc.clear_buffer(&self.state, METRICS_OFFSET, Some(32 - METRICS_OFFSET));
+        self.ctx.queue.submit([enc.finish()]);
+    }
+
     /// The training state (step counter, divergence flag, running metrics).
     pub fn train_state(&self) -> Result<TrainState> {
         Ok(self.ctx.read::<TrainState>(&self.state, 1)?[0])
