@@ -54,6 +54,9 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("gather.wgsl", GATHER_WGSL),
     ("alpha.wgsl", ALPHA_WGSL),
     ("transpose.wgsl", TRANSPOSE_WGSL),
+    ("fused_mlp.wgsl", crate::gpu::fused::FUSED_MLP_WGSL),
+    ("fused_reduce.wgsl", crate::gpu::fused::FUSED_REDUCE_WGSL),
+    ("fused_pack.wgsl", crate::gpu::fused::FUSED_PACK_WGSL),
 ];
 
 /// How a kernel uses one binding.
@@ -65,6 +68,10 @@ pub enum Access {
     ReadWrite,
     /// `var<uniform>`.
     Uniform,
+    /// `texture_2d<f32>` of an unfilterable format (r32float), read with `textureLoad`.
+    Texture,
+    /// `texture_storage_2d<r32float, write>`.
+    WriteTexture,
 }
 
 /// A compute kernel: one entry point of one shader file.
@@ -114,6 +121,13 @@ pub enum Kernel {
     ReduceAlpha,
     /// Wᵀ of one layer, for dX on the forward cores.
     Transpose,
+    /// The fully fused MLP (forward, loss, backward, per-slot gradients), generated per model
+    /// shape by `gpu::fused::codegen`; its source here is a small reference shape.
+    FusedMlp,
+    /// Sums the fused kernel's per-slot gradients and metrics.
+    FusedReduce,
+    /// Copies the flat parameters into the fused kernel's parameter texture.
+    FusedPack,
 }
 
 impl Kernel {
@@ -141,6 +155,9 @@ impl Kernel {
         Kernel::Gather,
         Kernel::ReduceAlpha,
         Kernel::Transpose,
+        Kernel::FusedMlp,
+        Kernel::FusedReduce,
+        Kernel::FusedPack,
     ];
 
     /// A short name (labels, error messages).
@@ -168,6 +185,9 @@ impl Kernel {
             Kernel::Gather => "gather.gather",
             Kernel::ReduceAlpha => "alpha.reduce_alpha",
             Kernel::Transpose => "transpose.transpose",
+            Kernel::FusedMlp => "fused_mlp.main",
+            Kernel::FusedReduce => "fused_reduce.reduce",
+            Kernel::FusedPack => "fused_pack.pack",
         }
     }
 
@@ -196,6 +216,9 @@ impl Kernel {
             Kernel::Gather => "gather",
             Kernel::ReduceAlpha => "reduce_alpha",
             Kernel::Transpose => "transpose",
+            Kernel::FusedMlp => "main",
+            Kernel::FusedReduce => "reduce",
+            Kernel::FusedPack => "pack",
         }
     }
 
@@ -221,6 +244,15 @@ impl Kernel {
             Kernel::Gather => GATHER_WGSL,
             Kernel::ReduceAlpha => ALPHA_WGSL,
             Kernel::Transpose => TRANSPOSE_WGSL,
+            // The fused kernels are generated per model shape with their own structs
+            // (src/gpu/fused); the source here is their reference shape.
+            Kernel::FusedMlp => {
+                return crate::gpu::fused::codegen::source(
+                    &crate::gpu::fused::FusedShape::reference(),
+                );
+            }
+            Kernel::FusedReduce => return crate::gpu::fused::FUSED_REDUCE_WGSL.to_string(),
+            Kernel::FusedPack => return crate::gpu::fused::FUSED_PACK_WGSL.to_string(),
         };
         // A file that calls act4()/act_grad4() says so in its header.
         if own.contains("activations.wgsl prepended") {
@@ -268,6 +300,19 @@ impl Kernel {
                 (3, ReadWrite),
                 (4, Uniform),
             ],
+            Kernel::FusedMlp => &[
+                (0, Texture),
+                (1, Read),
+                (2, Read),
+                (3, Read),
+                (4, ReadWrite),
+                (5, ReadWrite),
+                (6, Uniform),
+                (7, Uniform),
+                (8, ReadWrite),
+            ],
+            Kernel::FusedReduce => &[(0, Read), (1, ReadWrite), (2, ReadWrite), (3, Uniform)],
+            Kernel::FusedPack => &[(0, Read), (1, WriteTexture), (2, Uniform)],
             Kernel::OptUpdate => &[
                 (0, ReadWrite),
                 (1, Read),
@@ -345,6 +390,16 @@ pub fn create_layout(
                         },
                         has_dynamic_offset: false,
                         min_binding_size: None,
+                    },
+                    Access::Texture => wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                        multisampled: false,
+                    },
+                    Access::WriteTexture => wgpu::BindingType::StorageTexture {
+                        access: wgpu::StorageTextureAccess::WriteOnly,
+                        format: wgpu::TextureFormat::R32Float,
+                        view_dimension: wgpu::TextureViewDimension::D2,
                     },
                 },
                 count: None,

@@ -16,6 +16,7 @@ pub mod autotune;
 pub mod context;
 pub mod dataset;
 pub mod elementwise;
+pub mod fused;
 pub mod kernels;
 pub mod layer;
 pub mod matmul;
@@ -26,6 +27,7 @@ pub mod variant;
 
 pub use context::{AdapterRequest, GpuContext, NO_ADAPTER_HINT};
 pub use dataset::GpuDataset;
+pub use fused::FusedMlp;
 pub use kernels::{Dispatch, Kernel, PipelineKey};
 pub use mlp::{GpuMlp, TrainState};
 pub use variant::MatmulVariant;
