@@ -122,7 +122,13 @@ fn header(path: &Path, bytes: &[u8]) -> Result<Header> {
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
         .collect();
-    let Some(expected) = dims.iter().try_fold(kind.size, |a, &d| a.checked_mul(d)) else {
+    // The size of one sample is checked on its own too: with zero samples the product of
+    // all dimensions is 0 however large the others are.
+    let sample = dims[1..]
+        .iter()
+        .try_fold(kind.size, |a, &d| a.checked_mul(d));
+    let expected = sample.and_then(|b| b.checked_mul(dims[0]));
+    let Some(expected) = expected else {
         let shape = dims_text(&dims);
         return fail(
             "header",
@@ -464,6 +470,19 @@ mod tests {
             e.contains("huge: byte 32") && e.contains("truncated"),
             "{e}"
         );
+    }
+
+    /// Found by fuzzing: zero samples of 2 × 3 × 2^32−1… elements made the per-sample size
+    /// overflow (a panic) instead of an error.
+    #[test]
+    fn zero_samples_with_an_overflowing_sample_size_is_an_error() {
+        let mut b = vec![0, 0, 0x08, 4];
+        for d in [0u32, u32::MAX, u32::MAX, u32::MAX] {
+            b.extend_from_slice(&d.to_be_bytes());
+        }
+        let parts = ["z.idx", "header", "too large"];
+        assert_err(images_from_bytes(Path::new("z.idx"), &b), &parts);
+        assert_err(labels_from_bytes(Path::new("z.idx"), &b), &parts);
     }
 
     #[test]
