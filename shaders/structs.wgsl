@@ -67,6 +67,10 @@ struct TrainState {
     correct: u32,
     count: u32,
     _pad0: u32,
+    sq_err: f32,         // regression: Σ squared error, in the targets' units
+    abs_err: f32,        // regression: Σ absolute error, in the targets' units
+    _pad1: u32,
+    _pad2: u32,
 }
 
 // A batch gather from one row chunk of a resident dataset.

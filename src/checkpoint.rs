@@ -40,6 +40,9 @@ pub struct Checkpoint {
     pub params: Vec<f32>,
     /// Input standardisation fitted on the training set, if any.
     pub normalization: Option<Normalization>,
+    /// Regression target standardisation fitted on the training set (the model predicts
+    /// standardised targets; `predict` undoes it), if any.
+    pub target_normalization: Option<Normalization>,
     /// Optimizer state, present when saved for resuming.
     pub training: Option<TrainingState>,
 }
@@ -52,6 +55,7 @@ impl Checkpoint {
             config,
             params,
             normalization,
+            target_normalization: None,
             training,
         }
     }
@@ -244,6 +248,7 @@ fn serialize(ckpt: &Checkpoint, metrics: Option<&str>) -> Result<Vec<u8>> {
         ("version", VERSION.to_string()),
         ("widths", join(&c.widths(), ",")),
         ("activations", join(&c.activations, ",")),
+        ("task", c.task.to_string()),
         ("loss", c.loss.to_string()),
         ("init", c.init.to_string()),
         ("seed", c.seed.to_string()),
@@ -268,6 +273,25 @@ fn serialize(ckpt: &Checkpoint, metrics: Option<&str>) -> Result<Vec<u8>> {
             ("normalization.std", &norm.std),
         ] {
             tensors.push((name.to_string(), vec![c.input], v.clone()));
+        }
+    }
+    if let Some(norm) = &ckpt.target_normalization {
+        if norm.mean.len() != c.output || norm.std.len() != c.output {
+            let got = format!("{} means and {} stds", norm.mean.len(), norm.std.len());
+            let expected = format!("{} targets", c.output);
+            return Err(Error::shape(
+                "checkpoint target normalization",
+                expected,
+                got,
+            ));
+        }
+        Normalization::from_parts(norm.mean.clone(), norm.std.clone())?;
+        meta.insert("target_normalization".into(), "standard".into());
+        for (name, v) in [
+            ("target_normalization.mean", &norm.mean),
+            ("target_normalization.std", &norm.std),
+        ] {
+            tensors.push((name.to_string(), vec![c.output], v.clone()));
         }
     }
     if let Some(t) = &ckpt.training {
@@ -497,6 +521,10 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
         hidden: widths[1..widths.len() - 1].to_vec(),
         activations,
         output: widths[widths.len() - 1],
+        task: match meta.get("task") {
+            None => crate::config::Task::Classify,
+            Some(_) => r.parse("task")?,
+        },
         loss: r.parse("loss")?,
         init: r.parse("init")?,
         seed: r.parse("seed")?,
@@ -549,6 +577,25 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
         other => {
             let msg = format!("{other:?} is neither \"none\" nor \"standard\"");
             return Err(Error::data(path, "metadata normalization", msg));
+        }
+    };
+    let target_normalization = match meta.get("target_normalization").map(String::as_str) {
+        None | Some("none") => None,
+        Some("standard") => {
+            let shape = [vec![config.output]];
+            let ctx = format!("metadata target_normalization=standard and widths {widths_text}");
+            let mean = r.tensor("target_normalization.mean", &shape, &ctx)?;
+            let std = r.tensor("target_normalization.std", &shape, &ctx)?;
+            names.extend(
+                ["target_normalization.mean", "target_normalization.std"].map(String::from),
+            );
+            let norm = Normalization::from_parts(mean, std)
+                .map_err(|e| Error::data(path, "tensor target_normalization.std", e))?;
+            Some(norm)
+        }
+        Some(other) => {
+            let msg = format!("{other:?} is neither \"none\" nor \"standard\"");
+            return Err(Error::data(path, "metadata target_normalization", msg));
         }
     };
     let training = if meta.contains_key("optimizer") {
@@ -621,6 +668,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
     }
     let ckpt = Checkpoint {
         normalization,
+        target_normalization,
         training,
         ..Checkpoint::new(config, params)
     };

@@ -3,10 +3,12 @@
 
 use crate::config::{Loss, MlpConfig};
 use crate::data::Dataset;
+use crate::data::Normalization;
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, GpuMlp};
 use crate::optim::OptimizerConfig;
-use crate::reference::{CpuMlp, argmax, loss_and_grad};
+use crate::reference::{CpuMlp, argmax, loss_and_grad, regression_loss_and_grad};
+use crate::train::RegressionMetrics;
 
 /// Where to run: a GPU context, or the CPU reference path.
 #[derive(Clone, Copy, Debug)]
@@ -172,5 +174,95 @@ pub fn evaluate(
         loss: r.loss,
         accuracy: r.correct as f32 / data.len().max(1) as f32,
         confusion,
+    })
+}
+
+/// Loss and MSE/MAE/R² of a regression model on a dataset.
+#[derive(Clone, Debug)]
+pub struct RegressionEvaluation {
+    /// Mean training loss (on standardised targets when the model was trained on them).
+    pub loss: f32,
+    /// MSE, MAE and R² in the targets' own units.
+    pub metrics: RegressionMetrics,
+}
+
+/// The predictions of a regression model in the targets' own units: the outputs with the
+/// target standardisation (if any) undone.
+pub fn predictions(
+    device: Device,
+    config: &MlpConfig,
+    params: &[f32],
+    target_norm: Option<&Normalization>,
+    features: &[f32],
+    n: usize,
+) -> Result<Vec<f32>> {
+    let mut out = logits(device, config, params, features, n)?;
+    if let Some(norm) = target_norm {
+        norm.invert(&mut out);
+    }
+    Ok(out)
+}
+
+/// Evaluates a regression model on `data` (features already normalised as the model
+/// expects, targets in their own units); the loss is the training loss on the model's
+/// (standardised, when `target_norm` is given) scale.
+pub fn evaluate_regression(
+    device: Device,
+    config: &MlpConfig,
+    params: &[f32],
+    target_norm: Option<&Normalization>,
+    data: &Dataset,
+) -> Result<RegressionEvaluation> {
+    if data.n_features != config.input || data.n_targets != config.output {
+        return Err(Error::shape(
+            "evaluation data",
+            format!(
+                "{} features and {} targets (the model's widths)",
+                config.input, config.output
+            ),
+            format!(
+                "{} features and {} targets",
+                data.n_features, data.n_targets
+            ),
+        ));
+    }
+    let pred = predictions(
+        device,
+        config,
+        params,
+        target_norm,
+        &data.features,
+        data.len(),
+    )?;
+    let ones = vec![1.0; config.output];
+    let (raw, _) = regression_loss_and_grad(
+        config.loss,
+        &pred,
+        &data.targets,
+        &ones,
+        data.len().max(1),
+        false,
+    );
+    let loss = match target_norm {
+        None => raw.loss,
+        Some(norm) => {
+            let mut p = pred.clone();
+            let mut t = data.targets.clone();
+            norm.apply(&mut p)?;
+            norm.apply(&mut t)?;
+            regression_loss_and_grad::<f32>(config.loss, &p, &t, &ones, data.len().max(1), false)
+                .0
+                .loss
+        }
+    };
+    Ok(RegressionEvaluation {
+        loss,
+        metrics: RegressionMetrics::from_sums(
+            f64::from(raw.sq_err),
+            f64::from(raw.abs_err),
+            data.len(),
+            data.n_targets,
+            data.target_sum_of_squares(None),
+        ),
     })
 }

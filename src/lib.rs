@@ -32,10 +32,10 @@ pub mod rng;
 pub mod train;
 
 pub use activation::{ACTIVATION_NAMES, Activation};
-pub use config::{Init, Loss, MlpConfig};
+pub use config::{Init, Loss, MlpConfig, Task};
 pub use data::{Dataset, Normalization};
 pub use error::{Error, GpuFault, Result};
 pub use gpu::{AdapterRequest, GpuContext, GpuDataset, GpuMlp};
 pub use optim::{OptimizerConfig, OptimizerKind};
 pub use reference::CpuMlp;
-pub use train::{EpochMetrics, TrainOptions, Trainer};
+pub use train::{EpochMetrics, RegressionMetrics, TrainOptions, Trainer};

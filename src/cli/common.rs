@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use wgmlp::data::csv::TargetColumns;
 use wgmlp::data::{self, Dataset};
 use wgmlp::infer::{Device, DeviceChoice};
 use wgmlp::{Error, GpuContext, Result};
@@ -54,7 +55,40 @@ impl Source<'_> {
     /// Loads (train, test) for training, with a note for each choice the user should know
     /// of (which of two copies of an IDX file is read). The classes are the training
     /// labels' (at least 2); a test label outside them is an error naming file and row.
-    pub fn load(&self, seed: u64) -> Result<Loaded> {
+    ///
+    /// With `targets`, CSV files are read as regression data (float targets
+    /// in those columns). A built-in dataset decides by itself (`wave` is regression); IDX
+    /// data is always classification.
+    pub fn load(&self, seed: u64, targets: Option<&TargetColumns>) -> Result<Loaded> {
+        if let (Some(spec), Source::Csv(train, test)) = (targets, self) {
+            let tr = data::csv::read_regression(train, spec)?;
+            let te = test
+                .map(|t| data::csv::read_regression(t, spec))
+                .transpose()?;
+            if let (Some(te), Some(path)) = (&te, test) {
+                if (te.n_features, te.n_targets) != (tr.n_features, tr.n_targets) {
+                    return Err(Error::data(
+                        path,
+                        "row 1",
+                        format!(
+                            "has {} feature and {} target columns but {} has {} and {}; both files need the same columns",
+                            te.n_features,
+                            te.n_targets,
+                            train.display(),
+                            tr.n_features,
+                            tr.n_targets
+                        ),
+                    ));
+                }
+            }
+            return Ok(Loaded::new(tr, te, Vec::new()));
+        }
+        if let (Some(_), Source::Idx(_)) = (targets, self) {
+            return Err(Error::config(
+                "--task",
+                "IDX data holds class labels; regression reads CSV files (--train FILE.csv with float targets)",
+            ));
+        }
         match self {
             Source::Builtin(name) => {
                 let (train, test) = data::synthetic::builtin(name, seed)?;
@@ -95,13 +129,45 @@ impl Source<'_> {
     /// the test split of a built-in dataset, the test files of an IDX directory (the
     /// training files need not be there), or a labelled CSV. A feature count or a label
     /// the model cannot take is an error naming the data (file, row or sample), not the model.
+    ///
+    /// With `targets`, for a regression model with `classes` outputs (the CSV's target
+    /// columns).
     pub fn load_for_model(
         &self,
         seed: u64,
         inputs: usize,
         classes: usize,
         model: &Path,
+        targets: Option<&TargetColumns>,
     ) -> Result<Loaded> {
+        if let Some(spec) = targets {
+            let data = match self {
+                Source::Csv(path, _) => data::csv::read_regression(path, spec)?,
+                Source::Builtin(name) => data::synthetic::builtin(name, seed)?.1,
+                Source::Idx(_) => {
+                    return Err(Error::config(
+                        "--data",
+                        format!(
+                            "{} is a regression model; evaluate it on a CSV with its {classes} target column(s) (--test FILE.csv)",
+                            model.display()
+                        ),
+                    ));
+                }
+            };
+            if (data.n_features, data.n_targets) != (inputs, classes) {
+                return Err(Error::config(
+                    "--test/--dataset",
+                    format!(
+                        "{} has {} features and {} targets but the regression model {} expects {inputs} and {classes}",
+                        self.describe(),
+                        data.n_features,
+                        data.n_targets,
+                        model.display()
+                    ),
+                ));
+            }
+            return Ok(Loaded::new(data, None, Vec::new()));
+        }
         let mismatch = |got: usize| {
             format!(
                 "has {got} features but the model {} expects {inputs}; evaluate the model on data like the data it was trained on",

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use wgmlp::checkpoint::{self, Checkpoint};
 use wgmlp::config::HostUse;
+use wgmlp::data::csv::TargetColumns;
 use wgmlp::infer::{self, Device, DeviceChoice};
-use wgmlp::{Error, GpuContext, Loss, Result};
+use wgmlp::{Error, GpuContext, Loss, Result, Task};
 
 use super::common::{Source, adapter_json, open_device, parse_seed, write_json};
 
@@ -112,9 +113,27 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
     }
     let ckpt = load_model(&args.model)?;
     let config = &ckpt.config;
-    let loaded = source.load_for_model(args.seed, config.input, config.output, &args.model)?;
+    let regress = config.task == Task::Regress;
+    let spec = regress.then_some(TargetColumns::First(config.output));
+    let loaded = source.load_for_model(
+        args.seed,
+        config.input,
+        config.output,
+        &args.model,
+        spec.as_ref(),
+    )?;
     loaded.print_notes();
     let mut data = loaded.train;
+    if !regress && data.is_regression() {
+        return Err(Error::config(
+            "--dataset",
+            format!(
+                "{} holds regression targets but {} is a classifier",
+                source.describe(),
+                args.model.display()
+            ),
+        ));
+    }
     if let Some(norm) = &ckpt.normalization {
         norm.apply_to(&mut data)?;
     }
@@ -124,6 +143,45 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
         Some(c) => Device::Gpu(c),
         None => Device::Cpu,
     };
+    if regress {
+        let ev = infer::evaluate_regression(
+            device,
+            config,
+            &ckpt.params,
+            ckpt.target_normalization.as_ref(),
+            &data,
+        )?;
+        let m = ev.metrics;
+        println!(
+            "{}: {} samples, loss {:.4}, MSE {:.4}, MAE {:.4}, R² {:.4} ({} on {})",
+            source.describe(),
+            data.len(),
+            ev.loss,
+            m.mse,
+            m.mae,
+            m.r2,
+            config.describe(),
+            device.describe()
+        );
+        if let Some(path) = &args.metrics_json {
+            write_json(
+                path,
+                &serde_json::json!({
+                    "adapter": adapter_json(device),
+                    "model": args.model.display().to_string(),
+                    "data": source.describe(),
+                    "samples": data.len(),
+                    "task": "regress",
+                    "loss": ev.loss,
+                    "mse": m.mse,
+                    "mae": m.mae,
+                    "r2": m.r2,
+                }),
+            )?;
+            println!("wrote {}", path.display());
+        }
+        return Ok(());
+    }
     let ev = infer::evaluate(device, config, &ckpt.params, &data)?;
     println!(
         "{}: {} samples, loss {:.4}, accuracy {:.4} ({} on {})",
@@ -161,7 +219,8 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
 }
 
 /// Runs `wgmlp predict`: `index,class,p0,p1,...` on stdout (probabilities are the softmax of
-/// the outputs for cross-entropy models, the raw outputs for MSE models).
+/// the outputs for cross-entropy models, the raw outputs for MSE models); for a regression
+/// model `index,y0,y1,...` in the targets' own units.
 pub fn run_predict(args: &PredictArgs) -> Result<()> {
     let choice: DeviceChoice = args.device.parse()?;
     let ckpt = load_model(&args.model)?;
@@ -177,14 +236,31 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
         Some(c) => Device::Gpu(c),
         None => Device::Cpu,
     };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let io = |e| Error::io("stdout", "write", e);
+    if config.task == Task::Regress {
+        let pred = infer::predictions(
+            device,
+            config,
+            &ckpt.params,
+            ckpt.target_normalization.as_ref(),
+            &x,
+            n,
+        )?;
+        let header: Vec<String> = (0..config.output).map(|c| format!("y{c}")).collect();
+        writeln!(out, "index,{}", header.join(",")).map_err(io)?;
+        for (i, row) in pred.chunks(config.output).enumerate() {
+            let cells: Vec<String> = row.iter().map(|y| format!("{y:.6}")).collect();
+            writeln!(out, "{i},{}", cells.join(",")).map_err(io)?;
+        }
+        return out.flush().map_err(io);
+    }
     let logits = infer::logits(device, config, &ckpt.params, &x, n)?;
     let probs = match config.loss {
         Loss::CrossEntropy => infer::softmax_rows(&logits, config.output),
-        Loss::Mse => logits,
+        Loss::Mse | Loss::L1 | Loss::Huber => logits,
     };
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let header: Vec<String> = (0..config.output).map(|c| format!("p{c}")).collect();
-    let io = |e| Error::io("stdout", "write", e);
     writeln!(out, "index,class,{}", header.join(",")).map_err(io)?;
     for (i, row) in probs.chunks(config.output).enumerate() {
         let cells: Vec<String> = row.iter().map(|p| format!("{p:.6}")).collect();

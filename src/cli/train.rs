@@ -14,11 +14,12 @@ use std::time::Instant;
 
 use wgmlp::checkpoint::{self, Checkpoint, TrainingState};
 use wgmlp::config::{HostUse, parse_activations, parse_hidden};
+use wgmlp::data::csv::TargetColumns;
 use wgmlp::infer::{self, Device, DeviceChoice};
 use wgmlp::plot::{self, Series};
 use wgmlp::{
     Activation, Dataset, EpochMetrics, Error, GpuContext, Init, Loss, MlpConfig, Normalization,
-    OptimizerConfig, OptimizerKind, Result, TrainOptions, Trainer,
+    OptimizerConfig, OptimizerKind, RegressionMetrics, Result, Task, TrainOptions, Trainer,
 };
 
 use super::common::{Source, adapter_json, open_device, parse_count, parse_seed, write_json};
@@ -48,9 +49,25 @@ pub struct TrainArgs {
     /// Learn the slope α of every pReLU layer (one parameter per layer, as PyTorch's nn.PReLU()).
     #[arg(long)]
     pub learn_prelu: bool,
-    /// Loss: ce (softmax cross-entropy) or mse.
+    /// Loss: ce (softmax cross-entropy) or mse for classification; mse (default), l1 or
+    /// huber for regression.
     #[arg(long)]
     pub loss: Option<String>,
+    /// classify or regress. Default: what the data holds (a CSV whose first column has a
+    /// non-integer or negative value, or a built-in wave dataset, is regression).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Regression: the first N CSV columns are targets (default 1). Implies --task regress.
+    #[arg(long, value_parser = parse_count, allow_negative_numbers = true)]
+    pub targets: Option<usize>,
+    /// Regression: the target columns by header name or 1-based index, comma-separated
+    /// (the other columns are features). Implies --task regress.
+    #[arg(long)]
+    pub target_columns: Option<String>,
+    /// Regression target normalisation: none or standard (per-target mean/std of the
+    /// training set, stored in the checkpoint and undone by predict).
+    #[arg(long, default_value = "none")]
+    pub normalize_targets: String,
     /// Optimizer: sgd, momentum, adam, adamw. Default: sgd for file data, adam for built-ins.
     #[arg(long)]
     pub optimizer: Option<String>,
@@ -108,7 +125,13 @@ struct Settings {
     optimizer: OptimizerConfig,
     hidden: Vec<usize>,
     activations: Vec<Activation>,
-    loss: Loss,
+    /// None: the task's default (ce, or mse for regression).
+    loss: Option<Loss>,
+    /// None: decided by the data.
+    task: Option<Task>,
+    /// Regression target columns asked for on the command line.
+    targets: Option<TargetColumns>,
+    standardize_targets: bool,
     init: Init,
     standardize: bool,
     batch_size: usize,
@@ -122,6 +145,8 @@ struct Plan {
     batch_size: usize,
     epochs: usize,
     normalization: Option<Normalization>,
+    /// Regression target standardisation (the model predicts standardised targets).
+    target_normalization: Option<Normalization>,
     /// Where the hidden widths come from, for memory errors: `--hidden` or the checkpoint.
     origin: String,
 }
@@ -180,10 +205,68 @@ fn settings(args: &TrainArgs, file_data: bool) -> Result<Settings> {
             ),
         ));
     }
-    let loss = match &args.loss {
-        Some(l) => l.parse()?,
-        None => Loss::CrossEntropy,
+    let loss: Option<Loss> = args.loss.as_deref().map(str::parse).transpose()?;
+    let mut task: Option<Task> = match args.task.as_deref().map(str::trim) {
+        None | Some("auto") => None,
+        Some(t) => Some(t.parse()?),
     };
+    let targets = match (args.targets, &args.target_columns) {
+        (Some(_), Some(_)) => {
+            return Err(Error::config(
+                "--targets",
+                "give either --targets N (the first N columns) or --target-columns NAMES, not both",
+            ));
+        }
+        (Some(0), None) => {
+            return Err(Error::config(
+                "--targets",
+                "must be at least 1 (got 0): a regression CSV needs a target column",
+            ));
+        }
+        (Some(n), None) => Some(TargetColumns::First(n)),
+        (None, Some(names)) => {
+            let names: Vec<String> = names.split(',').map(|n| n.trim().to_string()).collect();
+            if names.iter().any(String::is_empty) {
+                return Err(Error::config(
+                    "--target-columns",
+                    "an empty column name; write names or 1-based indices like y1,y2 or 1,3",
+                ));
+            }
+            Some(TargetColumns::Named(names))
+        }
+        (None, None) => None,
+    };
+    if targets.is_some() {
+        if task == Some(Task::Classify) {
+            return Err(Error::config(
+                "--task",
+                "--targets/--target-columns name regression targets; drop them or use --task regress",
+            ));
+        }
+        task = Some(Task::Regress);
+    }
+    if let Some(l) = loss {
+        MlpConfig::new(1, &[], 1)
+            .with_task(task.unwrap_or_default())
+            .with_loss(l)
+            .validate()?;
+    }
+    let standardize_targets = match args.normalize_targets.trim().to_ascii_lowercase().as_str() {
+        "none" => false,
+        "standard" => true,
+        other => {
+            return Err(Error::config(
+                "--normalize-targets",
+                format!("unknown normalisation {other:?}; choose none or standard"),
+            ));
+        }
+    };
+    if standardize_targets && task == Some(Task::Classify) {
+        return Err(Error::config(
+            "--normalize-targets",
+            "standardises regression targets; a classification model has class labels",
+        ));
+    }
     let init = args.init.parse::<Init>()?;
     let batch_size = args.batch_size.unwrap_or(if file_data { 256 } else { 64 });
     if batch_size == 0 {
@@ -220,6 +303,9 @@ fn settings(args: &TrainArgs, file_data: bool) -> Result<Settings> {
         hidden,
         activations,
         loss,
+        task,
+        targets,
+        standardize_targets,
         init,
         standardize,
         batch_size,
@@ -257,10 +343,39 @@ fn check_outputs(args: &TrainArgs, save: Option<&Path>) -> Result<()> {
 /// An epoch's metrics as JSON (the `epochs` entries of `--metrics-json` and of the
 /// checkpoint's `metrics` metadata).
 fn epoch_json(m: &EpochMetrics) -> serde_json::Value {
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "epoch": m.epoch, "train_loss": m.train_loss, "train_accuracy": m.train_accuracy,
         "test_loss": m.test_loss, "test_accuracy": m.test_accuracy,
         "seconds": m.seconds, "samples_per_second": m.samples_per_second,
+    });
+    if let Some(map) = v.as_object_mut() {
+        for (prefix, r) in [("train", &m.train_regression), ("test", &m.test_regression)] {
+            if let Some(r) = r {
+                map.extend(regression_json(prefix, r));
+            }
+        }
+    }
+    v
+}
+
+/// `{prefix}_mse`, `{prefix}_mae`, `{prefix}_r2`.
+fn regression_json(
+    prefix: &str,
+    r: &RegressionMetrics,
+) -> serde_json::Map<String, serde_json::Value> {
+    [("mse", r.mse), ("mae", r.mae), ("r2", r.r2)]
+        .into_iter()
+        .map(|(k, v)| (format!("{prefix}_{k}"), serde_json::json!(v)))
+        .collect()
+}
+
+/// The inverse of [`regression_json`].
+fn regression_from_json(v: &serde_json::Value, prefix: &str) -> Option<RegressionMetrics> {
+    let f = |k: &str| v.get(format!("{prefix}_{k}")).and_then(|x| x.as_f64());
+    Some(RegressionMetrics {
+        mse: f("mse")? as f32,
+        mae: f("mae")? as f32,
+        r2: f("r2").unwrap_or(f64::NAN) as f32,
     })
 }
 
@@ -273,6 +388,8 @@ fn epoch_from_json(v: &serde_json::Value) -> Option<EpochMetrics> {
         train_accuracy: f("train_accuracy")? as f32,
         test_loss: f("test_loss").map(|x| x as f32),
         test_accuracy: f("test_accuracy").map(|x| x as f32),
+        train_regression: regression_from_json(v, "train"),
+        test_regression: regression_from_json(v, "test"),
         seconds: f("seconds").unwrap_or(0.0),
         samples_per_second: f("samples_per_second").unwrap_or(0.0),
     })
@@ -332,11 +449,24 @@ fn load_resume(path: &Path, epochs: usize, epochs_given: bool) -> Result<Resume>
 }
 
 fn plan(args: &TrainArgs, s: &Settings, train: &Dataset) -> Result<Plan> {
-    let mut config =
-        MlpConfig::new(train.n_features, &s.hidden, train.n_classes).with_seed(args.seed);
+    let (task, outputs) = match train.is_regression() {
+        true => (Task::Regress, train.n_targets),
+        false => (Task::Classify, train.n_classes),
+    };
+    if s.standardize_targets && task == Task::Classify {
+        return Err(Error::config(
+            "--normalize-targets",
+            "standardises regression targets, but the data has class labels; drop it or add --task regress",
+        ));
+    }
+    let mut config = MlpConfig::new(train.n_features, &s.hidden, outputs)
+        .with_seed(args.seed)
+        .with_task(task);
     config.activations = s.activations.clone();
     config.learn_prelu = args.learn_prelu;
-    config.loss = s.loss;
+    if let Some(loss) = s.loss {
+        config.loss = loss;
+    }
     config.init = s.init;
     config.validate()?;
     Ok(Plan {
@@ -345,6 +475,9 @@ fn plan(args: &TrainArgs, s: &Settings, train: &Dataset) -> Result<Plan> {
         batch_size: s.batch_size,
         epochs: s.epochs,
         normalization: s.standardize.then(|| Normalization::fit(train)),
+        target_normalization: s
+            .standardize_targets
+            .then(|| Normalization::fit_targets(train)),
         origin: "--hidden".to_string(),
     })
 }
@@ -365,6 +498,26 @@ fn apply_resume(args: &TrainArgs, r: &Resume, plan: &mut Plan) -> Result<()> {
             ),
         ));
     }
+    if plan.config.task != r.ckpt.config.task {
+        return Err(Error::data(
+            path,
+            "metadata task",
+            format!(
+                "the checkpoint is a {} model but the data is for {}; resume on the data it was trained on",
+                r.ckpt.config.task, plan.config.task
+            ),
+        ));
+    }
+    if plan.config.task == Task::Regress && plan.config.output != r.ckpt.config.output {
+        return Err(Error::data(
+            path,
+            "metadata widths",
+            format!(
+                "the checkpoint's model predicts {} targets but the data has {}",
+                r.ckpt.config.output, plan.config.output
+            ),
+        ));
+    }
     if plan.config.output > r.ckpt.config.output {
         return Err(Error::data(
             path,
@@ -380,6 +533,7 @@ fn apply_resume(args: &TrainArgs, r: &Resume, plan: &mut Plan) -> Result<()> {
         plan.optimizer = r.training.optimizer;
     }
     plan.normalization = r.ckpt.normalization.clone();
+    plan.target_normalization = r.ckpt.target_normalization.clone();
     plan.origin = format!("the widths of {}", path.display());
     Ok(())
 }
@@ -410,7 +564,7 @@ fn check_memory(
     // The trainer keeps its own copy of both datasets.
     let values: usize = std::iter::once(train)
         .chain(test)
-        .map(|d| d.features.len() + d.labels.len())
+        .map(|d| d.features.len() + d.labels.len() + d.targets.len())
         .sum();
     if let Some(available) = wgmlp::config::available_host_memory() {
         plan.config
@@ -420,6 +574,19 @@ fn check_memory(
 }
 
 fn epoch_line(m: &EpochMetrics, epochs: usize) -> String {
+    if let Some(tr) = &m.train_regression {
+        let test = match (m.test_loss, &m.test_regression) {
+            (Some(l), Some(t)) => format!(
+                "  test loss {l:.4}  test mse {:.4}  test mae {:.4}  test r2 {:.4}",
+                t.mse, t.mae, t.r2
+            ),
+            _ => String::new(),
+        };
+        return format!(
+            "epoch {:>3}/{epochs}  train loss {:.4}  train r2 {:.4}{test}  {:.0} samples/s",
+            m.epoch, m.train_loss, tr.r2, m.samples_per_second
+        );
+    }
     let test = match (m.test_loss, m.test_accuracy) {
         (Some(l), Some(a)) => format!("  test loss {l:.4}  test acc {a:.4}"),
         _ => String::new(),
@@ -473,9 +640,44 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         .map(|p| load_resume(p, settings.epochs, args.epochs.is_some()))
         .transpose()?;
     // 2. The data, and what depends on it.
-    let loaded = source.load(args.seed)?;
+    let targets = match (&settings.task, &source) {
+        (Some(Task::Regress), _) => {
+            Some(settings.targets.clone().unwrap_or(TargetColumns::First(1)))
+        }
+        (None, Source::Csv(train, _)) => {
+            let (task, hint) = wgmlp::data::csv::detect_task(train)?;
+            if let Some(h) = hint {
+                eprintln!("note: {h}");
+            }
+            (task == Task::Regress).then(|| {
+                eprintln!(
+                    "note: {} has non-integer targets in its first column: training a regression model (--task regress); \
+                     pass --task classify to refuse",
+                    train.display()
+                );
+                TargetColumns::First(1)
+            })
+        }
+        _ => None,
+    };
+    let loaded = source.load(args.seed, targets.as_ref())?;
     loaded.print_notes();
     let (mut train, mut test) = (loaded.train, loaded.test);
+    if settings.task == Some(Task::Classify) && train.is_regression() {
+        return Err(Error::config(
+            "--task",
+            format!(
+                "{} holds regression targets; drop --task classify (or use --task regress)",
+                source.describe()
+            ),
+        ));
+    }
+    if args.plot_boundary.is_some() && train.is_regression() {
+        return Err(Error::config(
+            "--plot-boundary",
+            "draws the class regions of a classifier; a regression model has none (--plot draws its curves)",
+        ));
+    }
     if args.plot_boundary.is_some() && train.n_features != 2 {
         return Err(Error::config(
             "--plot-boundary",
@@ -494,6 +696,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         norm.apply_to(&mut train)?;
         if let Some(t) = &mut test {
             norm.apply_to(t)?;
+        }
+    }
+    if let Some(norm) = &plan.target_normalization {
+        norm.apply_to_targets(&mut train)?;
+        if let Some(t) = &mut test {
+            norm.apply_to_targets(t)?;
         }
     }
     // 3. The device, and the memory the model needs, before anything is allocated.
@@ -520,6 +728,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     };
     if let Some(r) = &resume {
         trainer.restore(&r.ckpt.params, &r.training.state, r.training.epoch)?;
+    }
+    if let Some(norm) = &plan.target_normalization {
+        trainer.set_target_scale(&norm.std)?;
     }
     // 4. Training; from here on nothing is lost.
     let stop = install_stop_handler(save_path.as_deref());
@@ -567,14 +778,24 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         match &bar {
             Some(bar) => {
                 bar.set_position(m.epoch as u64);
-                bar.set_message(format!(
-                    "loss {:.4} train acc {:.4}{}",
-                    m.train_loss,
-                    m.train_accuracy,
-                    m.test_accuracy
-                        .map(|a| format!(" test acc {a:.4}"))
-                        .unwrap_or_default()
-                ));
+                bar.set_message(match &m.train_regression {
+                    Some(r) => format!(
+                        "loss {:.4} train r2 {:.4}{}",
+                        m.train_loss,
+                        r.r2,
+                        m.test_regression
+                            .map(|t| format!(" test r2 {:.4}", t.r2))
+                            .unwrap_or_default()
+                    ),
+                    None => format!(
+                        "loss {:.4} train acc {:.4}{}",
+                        m.train_loss,
+                        m.train_accuracy,
+                        m.test_accuracy
+                            .map(|a| format!(" test acc {a:.4}"))
+                            .unwrap_or_default()
+                    ),
+                });
                 if m.epoch % (plan.epochs / 10).max(1) == 0 || m.epoch == plan.epochs {
                     bar.println(epoch_line(&m, plan.epochs));
                 }
@@ -624,10 +845,25 @@ fn finish(
     train: &Dataset,
 ) -> Result<()> {
     let last = r.history.last().cloned();
-    let (final_train_loss, final_train_acc) = trainer.evaluate_train_set()?;
-    let summary = match last.as_ref().and_then(|m| m.test_accuracy.zip(m.test_loss)) {
-        Some((acc, loss)) => format!("test accuracy {acc:.4}, test loss {loss:.4}"),
-        None => format!("train accuracy {final_train_acc:.4}"),
+    let (final_train_loss, final_train_acc, final_train_reg) = trainer.evaluate_train_set_full()?;
+    let test_reg = last.as_ref().and_then(|m| m.test_regression);
+    let summary = match (
+        last.as_ref().and_then(|m| m.test_accuracy.zip(m.test_loss)),
+        test_reg,
+        final_train_reg,
+    ) {
+        (_, Some(t), _) => format!(
+            "test R² {:.4}, test MSE {:.4}, test MAE {:.4}",
+            t.r2, t.mse, t.mae
+        ),
+        (_, None, Some(t)) => format!(
+            "train R² {:.4}, train MSE {:.4}, train MAE {:.4}",
+            t.r2, t.mse, t.mae
+        ),
+        (Some((acc, loss)), None, None) => {
+            format!("test accuracy {acc:.4}, test loss {loss:.4}")
+        }
+        (None, None, None) => format!("train accuracy {final_train_acc:.4}"),
     };
     println!(
         "trained {} for {} epochs in {:.1} s on {}: {summary}",
@@ -653,7 +889,7 @@ fn finish(
         println!("saved {}{what}", path.display());
     }
     let last = last.as_ref();
-    let final_json = serde_json::json!({
+    let mut final_json = serde_json::json!({
         "epochs": trainer.epoch,
         "test_accuracy": last.and_then(|m| m.test_accuracy),
         "test_loss": last.and_then(|m| m.test_loss),
@@ -661,6 +897,14 @@ fn finish(
         "train_loss": final_train_loss,
         "seconds": r.seconds,
     });
+    if let Some(map) = final_json.as_object_mut() {
+        if let Some(t) = &final_train_reg {
+            map.extend(regression_json("train", t));
+        }
+        if let Some(t) = &test_reg {
+            map.extend(regression_json("test", t));
+        }
+    }
     write_outputs(r, final_json)?;
     if let Some(path) = &r.args.plot_boundary {
         draw_boundary(path, r.device, &r.plan.config, &trainer.params()?, train)?;
@@ -738,7 +982,9 @@ fn write_outputs(r: &Report, final_json: serde_json::Value) -> Result<()> {
                 "widths": c.widths(),
                 "activations": c.activations.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "learn_prelu": c.learn_prelu,
+                "task": c.task.to_string(),
                 "loss": c.loss.to_string(),
+                "normalize_targets": if r.plan.target_normalization.is_some() { "standard" } else { "none" },
                 "init": c.init.to_string(),
                 "optimizer": r.plan.optimizer.kind.to_string(),
                 "lr": r.plan.optimizer.lr,
@@ -794,6 +1040,7 @@ fn save(
             config: plan.config.clone(),
             params: trainer.params()?,
             normalization: plan.normalization.clone(),
+            target_normalization: plan.target_normalization.clone(),
             training,
         },
         Some(&metrics.to_string()),
@@ -817,7 +1064,20 @@ fn draw_curves(path: &Path, history: &[EpochMetrics]) -> Result<()> {
             points: pts(&|m| Some(m.train_accuracy)),
         },
     ];
-    let test = pts(&|m| m.test_accuracy);
+    if history.iter().any(|m| m.train_regression.is_some()) {
+        series[1] = Series {
+            label: "train r2",
+            points: pts(&|m| m.train_regression.map(|r| r.r2)),
+        };
+        let test = pts(&|m| m.test_regression.map(|r| r.r2));
+        if !test.is_empty() {
+            series.push(Series {
+                label: "test r2",
+                points: test,
+            });
+        }
+    }
+    let test = pts(&|m| m.test_accuracy.filter(|_| m.test_regression.is_none()));
     if !test.is_empty() {
         series.push(Series {
             label: "test acc",

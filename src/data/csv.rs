@@ -265,6 +265,182 @@ fn labeled(path: &Path, bytes: &[u8], n_classes: Option<usize>, why: &str) -> Re
     Dataset::new(name, features, labels, scan.cols - 1, n_classes)
 }
 
+/// Which columns of a regression CSV hold the targets; every other column is a feature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetColumns {
+    /// The first `n` columns (`--targets N`).
+    First(usize),
+    /// Columns named in the header, or given by 1-based index (`--target-columns y,3`).
+    Named(Vec<String>),
+}
+
+/// The header cells of a CSV (its first non-empty line, when a cell is not a number).
+fn header_cells(bytes: &[u8]) -> Option<Vec<String>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let line = text.split('\n').find(|l| !l.trim().is_empty())?;
+    let cells: Vec<&str> = line.trim_end_matches('\r').split(',').map(clean).collect();
+    cells
+        .iter()
+        .any(|c| !c.is_empty() && c.parse::<f64>().is_err())
+        .then(|| cells.iter().map(|c| c.to_string()).collect())
+}
+
+/// Resolves the target columns of a regression CSV with `cols` columns to 0-based indices.
+fn target_indices(
+    path: &Path,
+    bytes: &[u8],
+    spec: &TargetColumns,
+    cols: usize,
+) -> Result<Vec<usize>> {
+    let spec_text = |spec: &TargetColumns| match spec {
+        TargetColumns::First(n) => format!("--targets {n}"),
+        TargetColumns::Named(names) => format!("--target-columns {}", names.join(",")),
+    };
+    let indices: Vec<usize> = match spec {
+        TargetColumns::First(n) => (0..*n).collect(),
+        TargetColumns::Named(names) => {
+            let header = header_cells(bytes);
+            names
+                .iter()
+                .map(|name| {
+                    if let Some(i) = header
+                        .as_ref()
+                        .and_then(|h| h.iter().position(|c| c == name))
+                    {
+                        return Ok(i);
+                    }
+                    match name.parse::<usize>() {
+                        Ok(i) if (1..=cols).contains(&i) => Ok(i - 1),
+                        _ => Err(Error::data(
+                            path,
+                            "header",
+                            format!(
+                                "there is no column {name:?} (the file has {cols} columns{}); name a header cell or give a 1-based column index",
+                                header.as_ref().map_or_else(String::new, |h| format!(": {}", h.join(",")))
+                            ),
+                        )),
+                    }
+                })
+                .collect::<Result<_>>()?
+        }
+    };
+    if indices.is_empty() {
+        return Err(Error::config(
+            "--targets",
+            "a regression CSV needs at least one target column",
+        ));
+    }
+    let mut sorted = indices.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() != indices.len() {
+        return Err(Error::config(
+            "--target-columns",
+            format!("{} names a column twice", spec_text(spec)),
+        ));
+    }
+    if indices.len() >= cols {
+        return Err(Error::data(
+            path,
+            "row 1",
+            format!(
+                "{} leaves no feature column (the file has {cols} columns); name fewer target columns",
+                spec_text(spec)
+            ),
+        ));
+    }
+    Ok(indices)
+}
+
+/// Reads a regression CSV: float targets in the columns `spec` names, features in the rest
+/// (in file order); a header row is optional (needed for named columns).
+pub fn read_regression(path: &Path, spec: &TargetColumns) -> Result<Dataset> {
+    regression_from_bytes(path, &read_file(path)?, spec)
+}
+
+/// Like [`read_regression`], from the bytes of a file; `path` names it in errors.
+pub fn regression_from_bytes(path: &Path, bytes: &[u8], spec: &TargetColumns) -> Result<Dataset> {
+    let mut features = Vec::new();
+    let mut targets = Vec::new();
+    let mut indices: Option<Vec<usize>> = None;
+    let scan = scan(path, bytes, |row, cells| {
+        if indices.is_none() {
+            indices = Some(target_indices(path, bytes, spec, cells.len())?);
+        }
+        let t = indices.as_deref().unwrap_or_default();
+        for &j in t {
+            targets.push(parse_feature(path, row, j + 1, cells[j])?);
+        }
+        for (j, cell) in cells.iter().enumerate() {
+            if !t.contains(&j) {
+                features.push(parse_feature(path, row, j + 1, cell)?);
+            }
+        }
+        Ok(())
+    })?;
+    let n_targets = indices.map_or(0, |t| t.len());
+    let name = path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    );
+    Dataset::regression(name, features, targets, scan.cols - n_targets, n_targets)
+}
+
+/// What the first column of a CSV looks like: `Regress` when a value is not a non-negative
+/// integer; for integer labels, `Classify` with a hint when they have so many distinct values
+/// that they look like a regression target.
+pub fn detect_task(path: &Path) -> Result<(crate::config::Task, Option<String>)> {
+    use crate::config::Task;
+    let bytes = read_file(path)?;
+    let mut float = false;
+    let mut distinct = std::collections::BTreeSet::new();
+    let scan = scan(path, &bytes, |_, cells| {
+        if let Ok(v) = cells[0].parse::<f64>() {
+            if v.is_finite() && (v < 0.0 || v.fract() != 0.0) {
+                float = true;
+            } else if distinct.len() <= 1024 {
+                distinct.insert(v.to_bits());
+            }
+        }
+        Ok(())
+    })?;
+    if float {
+        return Ok((Task::Regress, None));
+    }
+    let hint = (distinct.len() > 50 && distinct.len() * 5 > scan.rows).then(|| {
+        format!(
+            "{}: the label column has {}{} distinct integer values; if it is a quantity rather than a class, pass --task regress",
+            path.display(),
+            distinct.len().min(1024),
+            if distinct.len() > 1024 { "+" } else { "" }
+        )
+    });
+    Ok((Task::Classify, hint))
+}
+
+/// Writes a regression CSV with a header `y0,…,f0,…`: targets first (atomically).
+pub fn write_regression(path: &Path, data: &Dataset) -> Result<()> {
+    let mut out = String::new();
+    let names: Vec<String> = (0..data.n_targets)
+        .map(|j| format!("y{j}"))
+        .chain((0..data.n_features).map(|j| format!("f{j}")))
+        .collect();
+    out.push_str(&names.join(","));
+    out.push('\n');
+    for i in 0..data.len() {
+        let cells: Vec<String> = data
+            .target_row(i)
+            .iter()
+            .chain(data.row(i))
+            .map(|v| v.to_string())
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    write_atomic(path, out.as_bytes())
+}
+
 /// Reads a feature-only CSV (no label column), for `predict`: returns (features, n_rows, n_cols).
 pub fn read_features(
     path: &Path,
@@ -361,6 +537,56 @@ mod tests {
         assert_eq!(d.labels, vec![1, 0]);
         assert_eq!(d.features, vec![2.0, 3.0, 4.0, 5.0]);
         assert_eq!(d.n_classes, 4);
+    }
+
+    #[test]
+    fn regression_csv_reads_first_or_named_targets_and_round_trips() {
+        let dir = TestDir::new("csv-regress");
+        let p = write(&dir, "r.csv", "a,y,b,z\n1,-0.5,2,3.25\n4,0.125,5,6\n");
+        let d = read_regression(&p, &TargetColumns::Named(vec!["y".into(), "4".into()])).unwrap();
+        assert_eq!((d.n_features, d.n_targets, d.len()), (2, 2, 2));
+        assert_eq!(d.targets, vec![-0.5, 3.25, 0.125, 6.0]);
+        assert_eq!(d.features, vec![1.0, 2.0, 4.0, 5.0]);
+        let d = read_regression(&p, &TargetColumns::First(1)).unwrap();
+        assert_eq!((d.targets.clone(), d.n_features), (vec![1.0, 4.0], 3));
+        let out = dir.join("out.csv");
+        write_regression(&out, &d).unwrap();
+        assert_eq!(
+            read_regression(&out, &TargetColumns::First(1))
+                .unwrap()
+                .targets,
+            d.targets
+        );
+        let e = read_regression(&p, &TargetColumns::Named(vec!["w".into()]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("r.csv") && e.contains("no column \"w\"") && e.contains("a,y,b,z"),
+            "{e}"
+        );
+        let e = read_regression(&p, &TargetColumns::First(4))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no feature column"), "{e}");
+        let e = read_regression(&p, &TargetColumns::Named(vec!["y".into(), "2".into()]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn detect_task_sees_float_targets_and_hints_at_many_integers() {
+        use crate::config::Task;
+        let dir = TestDir::new("csv-detect");
+        let p = write(&dir, "f.csv", "y,x\n0,1\n-0.141120,2\n");
+        assert_eq!(detect_task(&p).unwrap(), (Task::Regress, None));
+        let p = write(&dir, "c.csv", "0,1\n2,2\n1,3\n");
+        assert_eq!(detect_task(&p).unwrap(), (Task::Classify, None));
+        let many: String = (0..200).map(|i| format!("{},{i}\n", i * 7)).collect();
+        let p = write(&dir, "m.csv", &many);
+        let (task, hint) = detect_task(&p).unwrap();
+        assert_eq!(task, Task::Classify);
+        assert!(hint.unwrap().contains("--task regress"));
     }
 
     #[test]

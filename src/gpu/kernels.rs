@@ -262,6 +262,8 @@ impl Kernel {
                 (2, ReadWrite),
                 (3, ReadWrite),
                 (4, Uniform),
+                (5, Read),
+                (6, Read),
             ],
             Kernel::OptTick => &[(4, ReadWrite)],
             Kernel::OptUpdate => &[

@@ -73,7 +73,7 @@ pub struct LossDims {
     pub batch: u32,
     /// Outputs per row.
     pub classes: u32,
-    /// 0: softmax cross-entropy, 1: MSE on one-hot targets.
+    /// `Loss::wgsl_id`: 0 cross-entropy, 1 MSE on one-hot targets, 2 MSE, 3 L1, 4 Huber.
     pub loss_kind: u32,
     /// 1: write dLoss/dlogits and track divergence.
     pub training: u32,
@@ -129,6 +129,14 @@ pub struct TrainState {
     pub count: u32,
     /// Padding.
     pub _pad0: u32,
+    /// Regression: Σ squared error over outputs and samples, in the targets' units.
+    pub sq_err: f32,
+    /// Regression: Σ absolute error over outputs and samples, in the targets' units.
+    pub abs_err: f32,
+    /// Padding.
+    pub _pad1: u32,
+    /// Padding.
+    pub _pad2: u32,
 }
 
 impl TrainState {
@@ -144,6 +152,8 @@ impl TrainState {
 
 /// Byte offset of `loss_sum` in `TrainState`: metrics are cleared from here on.
 pub const METRICS_OFFSET: u64 = offset_of!(TrainState, loss_sum) as u64;
+/// Size of `TrainState` in bytes.
+pub const STATE_BYTES: u64 = size_of::<TrainState>() as u64;
 
 /// `GatherDims`: a batch gather from one row chunk of a dataset.
 #[repr(C)]
@@ -246,7 +256,8 @@ pub const MIRRORS: &[Mirror] = &[
         "TrainState",
         TrainState,
         [
-            step, diverged, bad_step, bad_loss, loss_sum, correct, count, _pad0
+            step, diverged, bad_step, bad_loss, loss_sum, correct, count, _pad0, sq_err, abs_err,
+            _pad1, _pad2
         ]
     ),
     mirror!(

@@ -12,14 +12,14 @@ mod plan;
 
 use std::collections::HashMap;
 
-use crate::config::{Layer, MlpConfig};
+use crate::config::{Layer, MlpConfig, Task};
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::matmul::MatmulVariant;
 use crate::gpu::tune;
-use crate::gpu::uniforms::{METRICS_OFFSET, OptParams};
+use crate::gpu::uniforms::{METRICS_OFFSET, OptParams, STATE_BYTES};
 use crate::optim::{OptimizerConfig, OptimizerState};
-use crate::reference::{BatchLoss, check_batch};
+use crate::reference::{BatchLoss, Target, check_target};
 
 pub use crate::gpu::uniforms::TrainState;
 
@@ -45,6 +45,10 @@ pub struct GpuMlp<'c> {
     opt_uniform: wgpu::Buffer,
     xb: wgpu::Buffer,
     yb: wgpu::Buffer,
+    /// Regression targets of the batch `[max_batch × output]` (4 bytes for classification).
+    tb: wgpu::Buffer,
+    /// Per-output scale of the regression error metrics (the targets' std, or 1).
+    target_scale: wgpu::Buffer,
     idx: wgpu::Buffer,
     z: Vec<wgpu::Buffer>,
     y: Vec<wgpu::Buffer>,
@@ -146,9 +150,9 @@ impl<'c> GpuMlp<'c> {
             grads: ctx.storage_zeroed("grads", bytes(n)),
             moment1: ctx.storage_zeroed("moment1", bytes(n)),
             moment2: ctx.storage_zeroed("moment2", bytes(n)),
-            state: ctx.storage_zeroed("train_state", 32),
-            eval_state: ctx.storage_zeroed("eval_state", 32),
-            state_pair: ctx.storage_zeroed("state_pair", 64),
+            state: ctx.storage_zeroed("train_state", STATE_BYTES),
+            eval_state: ctx.storage_zeroed("eval_state", STATE_BYTES),
+            state_pair: ctx.storage_zeroed("state_pair", 2 * STATE_BYTES),
             opt_uniform: ctx.uniform(
                 "optimizer",
                 &OptParams {
@@ -164,6 +168,11 @@ impl<'c> GpuMlp<'c> {
             ),
             xb: act_buf("xb", config.input),
             yb: ctx.storage_zeroed("yb", bytes(max_batch)),
+            tb: match config.task {
+                Task::Regress => act_buf("tb", config.output),
+                Task::Classify => ctx.storage_zeroed("tb", 4),
+            },
+            target_scale: ctx.storage_from("target_scale", &vec![1.0f32; config.output]),
             idx: ctx.storage_zeroed("batch_indices", bytes(max_batch)),
             z: layers.iter().map(|l| act_buf("z", l.fan_out)).collect(),
             y: layers.iter().map(|l| act_buf("y", l.fan_out)).collect(),
@@ -241,17 +250,41 @@ impl<'c> GpuMlp<'c> {
         Ok(())
     }
 
-    fn upload_batch(&mut self, x: &[f32], labels: Option<&[u32]>, batch: usize) -> Result<()> {
-        check_batch(&self.config, x.len(), labels, batch)?;
+    fn upload_batch(&mut self, x: &[f32], target: Option<Target>, batch: usize) -> Result<()> {
+        check_target(&self.config, x.len(), target, batch)?;
         self.ensure_plan(batch)?;
         self.ctx
             .queue
             .write_buffer(&self.xb, 0, bytemuck::cast_slice(x));
-        if let Some(labels) = labels {
-            self.ctx
-                .queue
-                .write_buffer(&self.yb, 0, bytemuck::cast_slice(labels));
+        match target {
+            Some(Target::Labels(labels)) => {
+                self.ctx
+                    .queue
+                    .write_buffer(&self.yb, 0, bytemuck::cast_slice(labels));
+            }
+            Some(Target::Values(values)) => {
+                self.ctx
+                    .queue
+                    .write_buffer(&self.tb, 0, bytemuck::cast_slice(values));
+            }
+            None => {}
         }
+        Ok(())
+    }
+
+    /// Sets the per-output scale of the regression error metrics (MSE, MAE): the std of each
+    /// standardised target, so the metrics come back in the targets' own units.
+    pub fn set_target_scale(&self, scale: &[f32]) -> Result<()> {
+        if scale.len() != self.config.output {
+            return Err(Error::shape(
+                "target scale",
+                self.config.output,
+                scale.len(),
+            ));
+        }
+        self.ctx
+            .queue
+            .write_buffer(&self.target_scale, 0, bytemuck::cast_slice(scale));
         Ok(())
     }
 
@@ -276,7 +309,17 @@ impl<'c> GpuMlp<'c> {
         labels: &[u32],
         batch: usize,
     ) -> Result<(BatchLoss<f32>, Vec<f32>)> {
-        self.upload_batch(x, Some(labels), batch)?;
+        self.loss_and_gradients_for(x, Target::Labels(labels), batch)
+    }
+
+    /// [`Self::loss_and_gradients`] for class labels or regression targets.
+    pub fn loss_and_gradients_for(
+        &mut self,
+        x: &[f32],
+        target: Target,
+        batch: usize,
+    ) -> Result<(BatchLoss<f32>, Vec<f32>)> {
+        self.upload_batch(x, Some(target), batch)?;
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
         enc.clear_buffer(&self.eval_state, 0, None);
         {
@@ -289,13 +332,7 @@ impl<'c> GpuMlp<'c> {
         self.ctx.queue.submit([enc.finish()]);
         let s: TrainState = self.ctx.read(&self.eval_state, 1)?[0];
         let grads = self.ctx.read(&self.grads, self.config.n_params())?;
-        Ok((
-            BatchLoss {
-                loss: s.mean_loss(),
-                correct: s.correct as usize,
-            },
-            grads,
-        ))
+        Ok((BatchLoss::from_state(&s), grads))
     }
 
     /// One optimizer step on a batch given on the host (one encoder, one submit). Returns the
@@ -306,9 +343,23 @@ impl<'c> GpuMlp<'c> {
         labels: &[u32],
         batch: usize,
     ) -> Result<BatchLoss<f32>> {
-        self.upload_batch(x, Some(labels), batch)?;
+        self.train_step_for(x, Target::Labels(labels), batch)
+    }
+
+    /// [`Self::train_step`] for class labels or regression targets.
+    pub fn train_step_for(
+        &mut self,
+        x: &[f32],
+        target: Target,
+        batch: usize,
+    ) -> Result<BatchLoss<f32>> {
+        self.upload_batch(x, Some(target), batch)?;
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-        enc.clear_buffer(&self.state, METRICS_OFFSET, Some(32 - METRICS_OFFSET));
+        enc.clear_buffer(
+            &self.state,
+            METRICS_OFFSET,
+            Some(STATE_BYTES - METRICS_OFFSET),
+        );
         {
             let plan = &self.plans[&batch];
             let mut pass = encode::begin_pass(&mut enc, "train step");
@@ -326,10 +377,7 @@ impl<'c> GpuMlp<'c> {
                 loss: s.bad_loss,
             });
         }
-        Ok(BatchLoss {
-            loss: s.mean_loss(),
-            correct: s.correct as usize,
-        })
+        Ok(BatchLoss::from_state(&s))
     }
 
     /// The training state (step counter, divergence flag, running metrics).

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::config::{Layer, Loss};
+use crate::config::{Layer, Task};
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::dataset::GpuDataset;
@@ -227,10 +227,7 @@ impl GpuMlp<'_> {
                 &LossDims {
                     batch: batch as u32,
                     classes: classes as u32,
-                    loss_kind: match self.config.loss {
-                        Loss::CrossEntropy => 0,
-                        Loss::Mse => 1,
-                    },
+                    loss_kind: self.config.loss.wgsl_id(self.config.task),
                     training,
                     row_begin: begin as u32,
                     row_end: (begin + rows_per_part).min(batch) as u32,
@@ -246,6 +243,8 @@ impl GpuMlp<'_> {
                     (2, &self.dz[last]),
                     (3, state),
                     (4, &uniform),
+                    (5, &self.tb),
+                    (6, &self.target_scale),
                 ],
             );
             out.push(Dispatch::new(
@@ -296,6 +295,19 @@ impl GpuMlp<'_> {
                 data.n_features,
             ));
         }
+        let regress = self.config.task == Task::Regress;
+        if regress != (data.n_targets > 0) || (regress && data.n_targets != self.config.output) {
+            return Err(Error::shape(
+                "dataset targets",
+                match self.config.task {
+                    Task::Regress => {
+                        format!("{} regression targets per sample", self.config.output)
+                    }
+                    Task::Classify => "class labels (a classification model)".to_string(),
+                },
+                format!("{} target columns", data.n_targets),
+            ));
+        }
         if data.n_classes > self.config.output {
             return Err(Error::shape(
                 "dataset classes",
@@ -309,15 +321,24 @@ impl GpuMlp<'_> {
         let ctx = self.ctx;
         let pipeline = ctx.pipeline(&PipelineKey::new(Kernel::Gather))?;
         let grid = flat_grid(ctx, "batch gather", batch * data.n_features)?;
-        let dispatches = data
+        let target_grid = flat_grid(ctx, "target gather", batch * data.n_targets.max(1))?;
+        // The features into xb; for regression the same gather copies the targets into tb.
+        let sources = data
             .chunks
             .iter()
-            .map(|(features, start, end)| {
+            .map(|c| (c, data.n_features, &self.xb, grid))
+            .chain(
+                data.target_chunks
+                    .iter()
+                    .map(|c| (c, data.n_targets, &self.tb, target_grid)),
+            );
+        let dispatches = sources
+            .map(|((values, start, end), width, out, grid)| {
                 let dims = ctx.uniform(
                     "gather",
                     &GatherDims {
                         batch: batch as u32,
-                        n_features: data.n_features as u32,
+                        n_features: width as u32,
                         row_start: *start,
                         row_end: *end,
                     },
@@ -325,10 +346,10 @@ impl GpuMlp<'_> {
                 let group = ctx.bind_group(
                     Kernel::Gather,
                     &[
-                        (0, features),
+                        (0, values),
                         (1, &data.labels),
                         (2, &self.idx),
-                        (3, &self.xb),
+                        (3, out),
                         (4, &self.yb),
                         (5, &dims),
                     ],
