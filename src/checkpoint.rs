@@ -789,6 +789,45 @@ mod tests {
     }
 
     #[test]
+    fn regression_task_and_target_normalization_round_trip_and_are_checked() {
+        let dir = TestDir::new("ckpt-regress");
+        let p = dir.join("model.safetensors");
+        let mut c = full();
+        c.config = c.config.clone().with_task(crate::config::Task::Regress);
+        c.config.loss = Loss::Huber;
+        let tn = Normalization::from_parts(vec![500.0, -2.0], vec![1000.0, 0.5]).unwrap();
+        c.target_normalization = Some(tn);
+        save(&p, &c).unwrap();
+        assert_eq!(load(&p).unwrap(), c);
+        let bytes = std::fs::read(&p).unwrap();
+        let meta = meta_of(&bytes);
+        assert_eq!(
+            (meta["task"].as_str(), meta["loss"].as_str()),
+            ("regress", "huber")
+        );
+        assert_eq!(meta["target_normalization"], "standard");
+        // Files from before tasks existed have no key: classification.
+        let old = set(&saved(&full()), "task", None);
+        let back = parse(Path::new("m.safetensors"), &old).unwrap().0;
+        assert_eq!(back.config.task, crate::config::Task::Classify);
+        parse_err(
+            &set(&bytes, "task", Some("cluster")),
+            &["metadata task", "cluster"],
+        );
+        parse_err(
+            &set(&bytes, "target_normalization", Some("minmax")),
+            &["metadata target_normalization", "minmax"],
+        );
+        let no_tensor = rewrite(&bytes, |t, _| {
+            t.retain(|x| x.0 != "target_normalization.std")
+        });
+        parse_err(&no_tensor, &["tensor target_normalization.std"]);
+        // A target normalization of the wrong width is refused at save.
+        c.target_normalization = Some(Normalization::from_parts(vec![0.0], vec![1.0]).unwrap());
+        assert!(matches!(save(&p, &c), Err(Error::Shape { .. })));
+    }
+
+    #[test]
     fn round_trip_with_normalization_training_state_and_metrics_is_bit_exact() {
         let dir = TestDir::new("ckpt-full");
         let p = dir.join("model.safetensors");
