@@ -43,6 +43,9 @@ pub struct Checkpoint {
     /// Regression target standardisation fitted on the training set (the model predicts
     /// standardised targets; `predict` undoes it), if any.
     pub target_normalization: Option<Normalization>,
+    /// Names of the classes (index = class) when the training labels were strings; else
+    /// empty. Metadata `class_names`, a JSON array of strings.
+    pub class_names: Vec<String>,
     /// Optimizer state, present when saved for resuming.
     pub training: Option<TrainingState>,
 }
@@ -56,6 +59,7 @@ impl Checkpoint {
             params,
             normalization,
             target_normalization: None,
+            class_names: Vec::new(),
             training,
         }
     }
@@ -274,6 +278,16 @@ fn serialize(ckpt: &Checkpoint, metrics: Option<&str>) -> Result<Vec<u8>> {
         ] {
             tensors.push((name.to_string(), vec![c.input], v.clone()));
         }
+    }
+    if !ckpt.class_names.is_empty() {
+        if ckpt.class_names.len() > c.output {
+            let got = format!("{} class names", ckpt.class_names.len());
+            let expected = format!("at most {} (one per output)", c.output);
+            return Err(Error::shape("checkpoint class names", expected, got));
+        }
+        let names = serde_json::to_string(&ckpt.class_names)
+            .map_err(|e| Error::config("class names", e.to_string()))?;
+        meta.insert("class_names".into(), names);
     }
     if let Some(norm) = &ckpt.target_normalization {
         if norm.mean.len() != c.output || norm.std.len() != c.output {
@@ -579,6 +593,20 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
             return Err(Error::data(path, "metadata normalization", msg));
         }
     };
+    let class_names: Vec<String> = match meta.get("class_names") {
+        None => Vec::new(),
+        Some(text) => serde_json::from_str::<Vec<String>>(text)
+            .ok()
+            .filter(|n| n.len() <= config.output)
+            .ok_or_else(|| {
+                let msg = format!(
+                    "{:?} is not a JSON array of at most {} strings (one per output); {RESAVE}",
+                    text.chars().take(60).collect::<String>(),
+                    config.output
+                );
+                Error::data(path, "metadata class_names", msg)
+            })?,
+    };
     let target_normalization = match meta.get("target_normalization").map(String::as_str) {
         None | Some("none") => None,
         Some("standard") => {
@@ -669,6 +697,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
     let ckpt = Checkpoint {
         normalization,
         target_normalization,
+        class_names,
         training,
         ..Checkpoint::new(config, params)
     };
@@ -786,6 +815,27 @@ mod tests {
             1,
             "a temporary is left"
         );
+    }
+
+    #[test]
+    fn class_names_round_trip_and_are_checked() {
+        let dir = TestDir::new("ckpt-names");
+        let p = dir.join("model.safetensors");
+        let mut c = full();
+        c.class_names = vec!["Iris \"setosa\"".into(), "versicolor,x".into()];
+        save(&p, &c).unwrap();
+        assert_eq!(load(&p).unwrap(), c);
+        let bytes = std::fs::read(&p).unwrap();
+        parse_err(
+            &set(&bytes, "class_names", Some("[1,2]")),
+            &["metadata class_names"],
+        );
+        parse_err(
+            &set(&bytes, "class_names", Some(r#"["a","b","c"]"#)),
+            &["metadata class_names", "at most 2"],
+        );
+        c.class_names.push("third".into());
+        assert!(matches!(save(&p, &c), Err(Error::Shape { .. })));
     }
 
     #[test]

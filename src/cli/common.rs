@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use wgmlp::data::csv::TargetColumns;
+use wgmlp::data::csv::{LabelOptions, TargetColumns};
 use wgmlp::data::{self, Dataset};
 use wgmlp::infer::{Device, DeviceChoice};
 use wgmlp::{Error, GpuContext, Result};
@@ -59,7 +59,15 @@ impl Source<'_> {
     /// With `targets`, CSV files are read as regression data (float targets
     /// in those columns). A built-in dataset decides by itself (`wave` is regression); IDX
     /// data is always classification.
-    pub fn load(&self, seed: u64, targets: Option<&TargetColumns>) -> Result<Loaded> {
+    ///
+    /// `labels` says where a CSV's class label is and how string labels are numbered (its
+    /// `classes`, when given, fix the names: a resumed model's).
+    pub fn load(
+        &self,
+        seed: u64,
+        targets: Option<&TargetColumns>,
+        labels: &LabelOptions,
+    ) -> Result<Loaded> {
         if let (Some(spec), Source::Csv(train, test)) = (targets, self) {
             let tr = data::csv::read_regression(train, spec)?;
             let te = test
@@ -100,12 +108,35 @@ impl Source<'_> {
                 Ok(Loaded::new(train, Some(test), files.notes))
             }
             Source::Csv(train, test) => {
-                let mut tr = data::csv::read_labeled(train, None)?;
+                let mut tr = data::csv::read_classification(train, labels)?;
                 tr.n_classes = tr.n_classes.max(2);
                 let why = format!("of the training labels in {}", train.display());
-                let te = test
-                    .map(|t| data::csv::read_labeled_within(t, tr.n_classes, &why))
-                    .transpose()?;
+                let te = match test {
+                    None => None,
+                    Some(t) if tr.class_names.is_empty() && labels.column.is_none() => {
+                        Some(data::csv::read_labeled_within(t, tr.n_classes, &why)?)
+                    }
+                    Some(t) => {
+                        let opts = LabelOptions {
+                            classes: (!tr.class_names.is_empty()).then(|| tr.class_names.clone()),
+                            ..labels.clone()
+                        };
+                        let mut te = data::csv::read_classification(t, &opts)?;
+                        if let Some(i) = te.labels.iter().position(|&l| l as usize >= tr.n_classes)
+                        {
+                            return Err(Error::data(
+                                t,
+                                format!("sample {}", i + 1),
+                                format!(
+                                    "label {} is not one of the {} classes {why}",
+                                    te.labels[i], tr.n_classes
+                                ),
+                            ));
+                        }
+                        te.n_classes = tr.n_classes;
+                        Some(te)
+                    }
+                };
                 if let (Some(te), Some(path)) = (&te, test) {
                     if te.n_features != tr.n_features {
                         return Err(Error::data(
@@ -139,6 +170,7 @@ impl Source<'_> {
         classes: usize,
         model: &Path,
         targets: Option<&TargetColumns>,
+        labels: &LabelOptions,
     ) -> Result<Loaded> {
         if let Some(spec) = targets {
             let data = match self {
@@ -198,6 +230,24 @@ impl Source<'_> {
                     return Err(Error::data(&files.test_images, "header", msg));
                 }
                 (test, files.notes)
+            }
+            Source::Csv(path, _) if labels.classes.is_some() || labels.column.is_some() => {
+                let test = data::csv::read_classification(path, labels)?;
+                if test.n_features != inputs {
+                    return Err(Error::data(path, "row 1", mismatch(test.n_features)));
+                }
+                if let Some(i) = test.labels.iter().position(|&l| l as usize >= classes) {
+                    return Err(Error::data(
+                        path,
+                        format!("sample {}", i + 1),
+                        format!(
+                            "label {} is not one of the model {}'s {classes} outputs",
+                            test.labels[i],
+                            model.display()
+                        ),
+                    ));
+                }
+                (test, Vec::new())
             }
             Source::Csv(path, _) => {
                 let why = format!("of the model {}'s outputs", model.display());

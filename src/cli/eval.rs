@@ -1,11 +1,12 @@
 //! `wgmlp eval` and `wgmlp predict`: use a saved model.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 
 use wgmlp::checkpoint::{self, Checkpoint};
 use wgmlp::config::HostUse;
-use wgmlp::data::csv::TargetColumns;
+use wgmlp::data::csv::{LabelOptions, TargetColumns};
 use wgmlp::infer::{self, Device, DeviceChoice};
 use wgmlp::{Error, GpuContext, Loss, Result, Task};
 
@@ -29,6 +30,9 @@ pub struct EvalArgs {
     /// Seed of a built-in dataset.
     #[arg(long, default_value = "42", value_parser = parse_seed, allow_negative_numbers = true)]
     pub seed: u64,
+    /// Labelled CSV: the label column by header name, 1-based index, or `last` (default: the first).
+    #[arg(long, allow_hyphen_values = true)]
+    pub label_column: Option<String>,
     /// Print the per-class confusion matrix.
     #[arg(long)]
     pub confusion: bool,
@@ -49,6 +53,13 @@ pub struct PredictArgs {
     /// CSV of features (no label column, optional header).
     #[arg(long)]
     pub input: PathBuf,
+    /// Write the predictions to this CSV file (atomically) instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Classification: write the K most probable classes and their probabilities per row
+    /// (`index,class1,p1,…,classK,pK`) instead of every probability.
+    #[arg(long, value_parser = super::common::parse_count, allow_negative_numbers = true)]
+    pub top_k: Option<usize>,
     /// auto, gpu or cpu.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -115,12 +126,18 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
     let config = &ckpt.config;
     let regress = config.task == Task::Regress;
     let spec = regress.then_some(TargetColumns::First(config.output));
+    let labels = LabelOptions {
+        column: args.label_column.clone(),
+        classes: (!ckpt.class_names.is_empty()).then(|| ckpt.class_names.clone()),
+        ..Default::default()
+    };
     let loaded = source.load_for_model(
         args.seed,
         config.input,
         config.output,
         &args.model,
         spec.as_ref(),
+        &labels,
     )?;
     loaded.print_notes();
     let mut data = loaded.train;
@@ -194,11 +211,21 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
     );
     if args.confusion {
         println!("confusion matrix (rows: true class, columns: predicted class)");
-        let header: Vec<String> = (0..config.output).map(|c| format!("{c:>6}")).collect();
-        println!("{:>6}{}", "", header.join(""));
+        let name = |c: usize| class_name(&ckpt.class_names, c);
+        let width = (0..config.output)
+            .map(|c| name(c).chars().count())
+            .max()
+            .unwrap_or(1)
+            .clamp(5, 16)
+            + 1;
+        let short = |c: usize| name(c).chars().take(width - 1).collect::<String>();
+        let header: Vec<String> = (0..config.output)
+            .map(|c| format!("{:>width$}", short(c)))
+            .collect();
+        println!("{:>width$}{}", "", header.join(""));
         for (c, row) in ev.confusion.iter().enumerate() {
-            let cells: Vec<String> = row.iter().map(|v| format!("{v:>6}")).collect();
-            println!("{c:>6}{}", cells.join(""));
+            let cells: Vec<String> = row.iter().map(|v| format!("{v:>width$}")).collect();
+            println!("{:>width$}{}", short(c), cells.join(""));
         }
     }
     if let Some(path) = &args.metrics_json {
@@ -212,8 +239,10 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
                 "loss": ev.loss,
                 "accuracy": ev.accuracy,
                 "confusion": ev.confusion,
+                "class_names": ckpt.class_names,
             }),
         )?;
+        println!("wrote {}", path.display());
     }
     Ok(())
 }
@@ -223,6 +252,12 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
 /// model `index,y0,y1,...` in the targets' own units.
 pub fn run_predict(args: &PredictArgs) -> Result<()> {
     let choice: DeviceChoice = args.device.parse()?;
+    if args.top_k == Some(0) {
+        return Err(Error::config("--top-k", "must be at least 1 (got 0)"));
+    }
+    if let Some(path) = &args.output {
+        wgmlp::fsutil::check_writable(path, "--output")?;
+    }
     let ckpt = load_model(&args.model)?;
     let config = &ckpt.config;
     let (mut x, n, cols) = wgmlp::data::csv::read_features(&args.input, Some(config.input))?;
@@ -236,8 +271,7 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
         Some(c) => Device::Gpu(c),
         None => Device::Cpu,
     };
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let io = |e| Error::io("stdout", "write", e);
+    let mut out = String::new();
     if config.task == Task::Regress {
         let pred = infer::predictions(
             device,
@@ -248,29 +282,80 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
             n,
         )?;
         let header: Vec<String> = (0..config.output).map(|c| format!("y{c}")).collect();
-        writeln!(out, "index,{}", header.join(",")).map_err(io)?;
+        let _ = writeln!(out, "index,{}", header.join(","));
         for (i, row) in pred.chunks(config.output).enumerate() {
             let cells: Vec<String> = row.iter().map(|y| format!("{y:.6}")).collect();
-            writeln!(out, "{i},{}", cells.join(",")).map_err(io)?;
+            let _ = writeln!(out, "{i},{}", cells.join(","));
         }
-        return out.flush().map_err(io);
+        return emit(args, &out);
     }
     let logits = infer::logits(device, config, &ckpt.params, &x, n)?;
     let probs = match config.loss {
         Loss::CrossEntropy => infer::softmax_rows(&logits, config.output),
         Loss::Mse | Loss::L1 | Loss::Huber => logits,
     };
-    let header: Vec<String> = (0..config.output).map(|c| format!("p{c}")).collect();
-    writeln!(out, "index,class,{}", header.join(",")).map_err(io)?;
-    for (i, row) in probs.chunks(config.output).enumerate() {
-        let cells: Vec<String> = row.iter().map(|p| format!("{p:.6}")).collect();
-        writeln!(
-            out,
-            "{i},{},{}",
-            wgmlp::reference::argmax(row),
-            cells.join(",")
-        )
-        .map_err(io)?;
+    let names = &ckpt.class_names;
+    match args.top_k {
+        Some(k) => {
+            let k = k.min(config.output);
+            let cols: Vec<String> = (1..=k).map(|j| format!("class{j},p{j}")).collect();
+            let _ = writeln!(out, "index,{}", cols.join(","));
+            for (i, row) in probs.chunks(config.output).enumerate() {
+                let mut order: Vec<usize> = (0..row.len()).collect();
+                // Highest first; ties keep the lower class first, as arg-max does.
+                order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+                let cells: Vec<String> = order[..k]
+                    .iter()
+                    .map(|&c| format!("{},{:.6}", csv_cell(&class_name(names, c)), row[c]))
+                    .collect();
+                let _ = writeln!(out, "{i},{}", cells.join(","));
+            }
+        }
+        None => {
+            let header: Vec<String> = (0..config.output)
+                .map(|c| match names.get(c) {
+                    Some(name) => csv_cell(&format!("p_{name}")),
+                    None => format!("p{c}"),
+                })
+                .collect();
+            let _ = writeln!(out, "index,class,{}", header.join(","));
+            for (i, row) in probs.chunks(config.output).enumerate() {
+                let cells: Vec<String> = row.iter().map(|p| format!("{p:.6}")).collect();
+                let class = class_name(names, wgmlp::reference::argmax(row));
+                let _ = writeln!(out, "{i},{},{}", csv_cell(&class), cells.join(","));
+            }
+        }
     }
-    out.flush().map_err(io)
+    emit(args, &out)
+}
+
+/// The name of class `c`: its string label when the model has names, else its index.
+fn class_name(names: &[String], c: usize) -> String {
+    names.get(c).cloned().unwrap_or_else(|| c.to_string())
+}
+
+/// A CSV cell: quoted (with doubled quotes) when it holds a comma, a quote or a line break.
+fn csv_cell(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+/// Writes predictions to `--output` (atomically, then says where) or to stdout.
+fn emit(args: &PredictArgs, text: &str) -> Result<()> {
+    match &args.output {
+        Some(path) => {
+            wgmlp::fsutil::write_atomic(path, text.as_bytes())?;
+            eprintln!("wrote {}", path.display());
+            Ok(())
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            let io = |e| Error::io("stdout", "write", e);
+            out.write_all(text.as_bytes()).map_err(io)?;
+            out.flush().map_err(io)
+        }
+    }
 }

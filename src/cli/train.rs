@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use wgmlp::checkpoint::{self, Checkpoint, TrainingState};
 use wgmlp::config::{HostUse, parse_activations, parse_hidden};
-use wgmlp::data::csv::TargetColumns;
+use wgmlp::data::csv::{ClassOrder, LabelOptions, TargetColumns};
 use wgmlp::infer::{self, Device, DeviceChoice};
 use wgmlp::plot::{self, Series};
 use wgmlp::{
@@ -64,6 +64,13 @@ pub struct TrainArgs {
     /// (the other columns are features). Implies --task regress.
     #[arg(long)]
     pub target_columns: Option<String>,
+    /// Classification CSV: the label column by header name, 1-based index, or `last`
+    /// (default: the first column). Labels may be integers or class names.
+    #[arg(long, allow_hyphen_values = true)]
+    pub label_column: Option<String>,
+    /// How string class labels are numbered: first-seen (default) or sorted.
+    #[arg(long, default_value = "first-seen")]
+    pub class_order: String,
     /// Regression target normalisation: none or standard (per-target mean/std of the
     /// training set, stored in the checkpoint and undone by predict).
     #[arg(long, default_value = "none")]
@@ -132,6 +139,8 @@ struct Settings {
     /// Regression target columns asked for on the command line.
     targets: Option<TargetColumns>,
     standardize_targets: bool,
+    /// Where the CSV label is and how string labels are numbered.
+    labels: LabelOptions,
     init: Init,
     standardize: bool,
     batch_size: usize,
@@ -147,6 +156,8 @@ struct Plan {
     normalization: Option<Normalization>,
     /// Regression target standardisation (the model predicts standardised targets).
     target_normalization: Option<Normalization>,
+    /// The class names of string labels (index = class), or empty.
+    class_names: Vec<String>,
     /// Where the hidden widths come from, for memory errors: `--hidden` or the checkpoint.
     origin: String,
 }
@@ -261,6 +272,17 @@ fn settings(args: &TrainArgs, file_data: bool) -> Result<Settings> {
             ));
         }
     };
+    let labels = LabelOptions {
+        column: args.label_column.clone(),
+        order: args.class_order.parse::<ClassOrder>()?,
+        classes: None,
+    };
+    if labels.column.is_some() && task == Some(Task::Regress) {
+        return Err(Error::config(
+            "--label-column",
+            "names a class label; a regression CSV names its targets with --targets or --target-columns",
+        ));
+    }
     if standardize_targets && task == Some(Task::Classify) {
         return Err(Error::config(
             "--normalize-targets",
@@ -306,6 +328,7 @@ fn settings(args: &TrainArgs, file_data: bool) -> Result<Settings> {
         task,
         targets,
         standardize_targets,
+        labels,
         init,
         standardize,
         batch_size,
@@ -478,6 +501,7 @@ fn plan(args: &TrainArgs, s: &Settings, train: &Dataset) -> Result<Plan> {
         target_normalization: s
             .standardize_targets
             .then(|| Normalization::fit_targets(train)),
+        class_names: train.class_names.clone(),
         origin: "--hidden".to_string(),
     })
 }
@@ -534,6 +558,7 @@ fn apply_resume(args: &TrainArgs, r: &Resume, plan: &mut Plan) -> Result<()> {
     }
     plan.normalization = r.ckpt.normalization.clone();
     plan.target_normalization = r.ckpt.target_normalization.clone();
+    plan.class_names = r.ckpt.class_names.clone();
     plan.origin = format!("the widths of {}", path.display());
     Ok(())
 }
@@ -644,7 +669,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         (Some(Task::Regress), _) => {
             Some(settings.targets.clone().unwrap_or(TargetColumns::First(1)))
         }
-        (None, Source::Csv(train, _)) => {
+        (None, Source::Csv(train, _)) if settings.labels.column.is_none() => {
             let (task, hint) = wgmlp::data::csv::detect_task(train)?;
             if let Some(h) = hint {
                 eprintln!("note: {h}");
@@ -660,7 +685,17 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         }
         _ => None,
     };
-    let loaded = source.load(args.seed, targets.as_ref())?;
+    let mut labels = settings.labels.clone();
+    if let Some(r) = resume.as_ref().filter(|r| !r.ckpt.class_names.is_empty()) {
+        labels.classes = Some(r.ckpt.class_names.clone());
+    }
+    if labels.column.is_some() && targets.is_some() {
+        return Err(Error::config(
+            "--label-column",
+            "names a class label, but the data is read as regression targets; add --task classify",
+        ));
+    }
+    let loaded = source.load(args.seed, targets.as_ref(), &labels)?;
     loaded.print_notes();
     let (mut train, mut test) = (loaded.train, loaded.test);
     if settings.task == Some(Task::Classify) && train.is_regression() {
@@ -1041,6 +1076,7 @@ fn save(
             params: trainer.params()?,
             normalization: plan.normalization.clone(),
             target_normalization: plan.target_normalization.clone(),
+            class_names: plan.class_names.clone(),
             training,
         },
         Some(&metrics.to_string()),

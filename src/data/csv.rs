@@ -42,6 +42,17 @@ fn shown(cell: &str) -> String {
 fn scan(
     path: &Path,
     bytes: &[u8],
+    on_row: impl FnMut(usize, &[&str]) -> Result<()>,
+) -> Result<Scan> {
+    scan_with(path, bytes, None, on_row)
+}
+
+/// [`scan`], where the first line is a header iff a cell other than `text_col` (a column
+/// of string labels, which are not numbers in any row) is not a number.
+fn scan_with(
+    path: &Path,
+    bytes: &[u8],
+    text_col: Option<usize>,
     mut on_row: impl FnMut(usize, &[&str]) -> Result<()>,
 ) -> Result<Scan> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -69,7 +80,8 @@ fn scan(
             first = Some((row, cells.len()));
             let is_header = cells
                 .iter()
-                .any(|c| !c.is_empty() && c.parse::<f64>().is_err());
+                .enumerate()
+                .any(|(j, c)| Some(j) != text_col && !c.is_empty() && c.parse::<f64>().is_err());
             if !is_header {
                 rows += 1;
                 on_row(row, &cells)?;
@@ -441,6 +453,203 @@ pub fn write_regression(path: &Path, data: &Dataset) -> Result<()> {
     write_atomic(path, out.as_bytes())
 }
 
+/// How string class labels are numbered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClassOrder {
+    /// In the order they first appear in the file.
+    #[default]
+    FirstSeen,
+    /// Sorted by name (byte order).
+    Sorted,
+}
+
+impl std::str::FromStr for ClassOrder {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "first-seen" | "first_seen" | "first" => Ok(ClassOrder::FirstSeen),
+            "sorted" => Ok(ClassOrder::Sorted),
+            _ => Err(Error::config(
+                "--class-order",
+                format!("unknown order {s:?}; choose first-seen or sorted"),
+            )),
+        }
+    }
+}
+
+/// Where a classification CSV's label is and how its labels become class indices.
+#[derive(Clone, Debug, Default)]
+pub struct LabelOptions {
+    /// The label column: a header name, a 1-based index, or `last`; `None` is the first.
+    pub column: Option<String>,
+    /// How string labels are numbered when `classes` is not given.
+    pub order: ClassOrder,
+    /// The class names of the model (or of the training set): string labels must be among
+    /// them and take their index. `None`: found in the file.
+    pub classes: Option<Vec<String>>,
+}
+
+/// Resolves a label column (header name, 1-based index or `last`) to a 0-based index.
+fn label_index(path: &Path, bytes: &[u8], column: &str, cols: usize) -> Result<usize> {
+    let header = header_cells(bytes);
+    if let Some(i) = header
+        .as_ref()
+        .and_then(|h| h.iter().position(|c| c == column))
+    {
+        return Ok(i);
+    }
+    if column.eq_ignore_ascii_case("last") {
+        return Ok(cols - 1);
+    }
+    match column.parse::<usize>() {
+        Ok(i) if (1..=cols).contains(&i) => Ok(i - 1),
+        _ => Err(Error::data(
+            path,
+            "header",
+            format!(
+                "there is no column {column:?} for --label-column (the file has {cols} columns{}); name a header cell, give a 1-based index, or last",
+                header
+                    .as_ref()
+                    .map_or_else(String::new, |h| format!(": {}", h.join(",")))
+            ),
+        )),
+    }
+}
+
+/// Reads a classification CSV whose label sits in any column and may be a string (class
+/// names such as `setosa`): integer labels keep their value as the class index unless
+/// `opts.classes` names the classes; string labels are numbered in first-seen or sorted
+/// order (or by `opts.classes`, where a name outside them is an error naming the row).
+/// The features are the other columns, in file order.
+pub fn read_classification(path: &Path, opts: &LabelOptions) -> Result<Dataset> {
+    classification_from_bytes(path, &read_file(path)?, opts)
+}
+
+/// Like [`read_classification`], from the bytes of a file; `path` names it in errors.
+pub fn classification_from_bytes(
+    path: &Path,
+    bytes: &[u8],
+    opts: &LabelOptions,
+) -> Result<Dataset> {
+    // The label column, from the first line's cell count.
+    let first_cols = std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|t| t.split('\n').find(|l| !l.trim().is_empty()))
+        .map_or(0, |l| l.split(',').count());
+    let col = match &opts.column {
+        None => 0,
+        Some(c) => label_index(path, bytes, c, first_cols.max(1))?,
+    };
+    if col == 0 && opts.classes.is_none() && opts.column.is_none() {
+        // The classic layout: integer labels in column 1 (string labels read below).
+        if let Ok(d) = labeled(path, bytes, None, "") {
+            return Ok(d);
+        }
+    }
+    let mut features = Vec::new();
+    let mut cells_of_label: Vec<(usize, String)> = Vec::new();
+    let scan = scan_with(path, bytes, Some(col), |row, cells| {
+        if cells.len() < 2 {
+            return Err(Error::data(
+                path,
+                format!("row {row}"),
+                "the row has 1 column; a labelled CSV needs a label and at least one feature (is the separator ','?)",
+            ));
+        }
+        cells_of_label.push((row, cells[col].to_string()));
+        for (j, cell) in cells.iter().enumerate() {
+            if j != col {
+                features.push(parse_feature(path, row, j + 1, cell)?);
+            }
+        }
+        Ok(())
+    })?;
+    // Labels that are all numbers are class indices (a negative or fractional one is an
+    // error, not a class name); any other text makes every label a class name.
+    let numeric =
+        opts.classes.is_none() && cells_of_label.iter().all(|(_, c)| c.parse::<f64>().is_ok());
+    let name = path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    );
+    let n_features = scan.cols - 1;
+    if numeric {
+        let labels = cells_of_label
+            .iter()
+            .map(|(row, c)| parse_label(path, *row, c).map_err(|e| relabel(e, col)))
+            .collect::<Result<Vec<u32>>>()?;
+        let n_classes = labels.iter().copied().max().map_or(1, |m| m as usize + 1);
+        return Dataset::new(name, features, labels, n_features, n_classes);
+    }
+    let names: Vec<String> = match &opts.classes {
+        Some(names) => names.clone(),
+        None => {
+            let mut names: Vec<String> = Vec::new();
+            for (_, c) in &cells_of_label {
+                if !names.contains(c) {
+                    names.push(c.clone());
+                }
+            }
+            if opts.order == ClassOrder::Sorted {
+                names.sort();
+            }
+            names
+        }
+    };
+    if names.len() > MAX_LABEL as usize + 1 {
+        return Err(Error::data(
+            path,
+            format!("column {}", col + 1),
+            format!(
+                "{} distinct labels: more than the {} classes wgmlp accepts; is it the label column?",
+                names.len(),
+                MAX_LABEL as usize + 1
+            ),
+        ));
+    }
+    let index: std::collections::HashMap<&str, u32> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i as u32))
+        .collect();
+    let labels = cells_of_label
+        .iter()
+        .map(|(row, c)| {
+            index.get(c.as_str()).copied().ok_or_else(|| {
+                Error::data(
+                    path,
+                    format!("row {row}, column {}", col + 1),
+                    format!(
+                        "label \"{}\" is not one of the model's {} classes ({}); remove such rows or train with them",
+                        shown(c),
+                        names.len(),
+                        shown(&names.join(","))
+                    ),
+                )
+            })
+        })
+        .collect::<Result<Vec<u32>>>()?;
+    let mut d = Dataset::new(name, features, labels, n_features, names.len().max(1))?;
+    d.class_names = names;
+    Ok(d)
+}
+
+/// Moves the position of a label error from column 1 to the label's real column.
+fn relabel(e: Error, col: usize) -> Error {
+    match e {
+        Error::Data {
+            file,
+            position,
+            message,
+        } => Error::Data {
+            file,
+            position: position.replace("column 1", &format!("column {}", col + 1)),
+            message: message.replace(" in the first column", ""),
+        },
+        other => other,
+    }
+}
+
 /// Reads a feature-only CSV (no label column), for `predict`: returns (features, n_rows, n_cols).
 pub fn read_features(
     path: &Path,
@@ -572,6 +781,96 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn string_labels_in_any_column_are_numbered_first_seen_or_sorted() {
+        let dir = TestDir::new("csv-strings");
+        // No header: the string label column does not make the first row a header.
+        let p = write(
+            &dir,
+            "iris.csv",
+            "5.1,3.5,setosa\n6.2,2.9,virginica\n5.0,3.4,setosa\n",
+        );
+        let opts = LabelOptions {
+            column: Some("last".into()),
+            ..Default::default()
+        };
+        let d = read_classification(&p, &opts).unwrap();
+        assert_eq!(d.class_names, vec!["setosa", "virginica"]);
+        assert_eq!(d.labels, vec![0, 1, 0]);
+        assert_eq!(d.features, vec![5.1, 3.5, 6.2, 2.9, 5.0, 3.4]);
+        let sorted = LabelOptions {
+            column: Some("3".into()),
+            order: ClassOrder::Sorted,
+            classes: None,
+        };
+        let p2 = write(&dir, "h.csv", "a,kind,b\n1,zebra,2\n3,ant,4\n");
+        let named = LabelOptions {
+            column: Some("kind".into()),
+            ..sorted.clone()
+        };
+        let d = read_classification(&p2, &named).unwrap();
+        assert_eq!(
+            (d.class_names.clone(), d.labels.clone()),
+            (vec!["ant".into(), "zebra".into()], vec![1, 0])
+        );
+        assert_eq!(d.features, vec![1.0, 2.0, 3.0, 4.0]);
+        // Fixed names (a model's): an unknown one names the row, the label and the classes.
+        let fixed = LabelOptions {
+            classes: Some(vec!["setosa".into()]),
+            ..opts.clone()
+        };
+        let e = read_classification(&p, &fixed).unwrap_err().to_string();
+        assert!(
+            e.contains("iris.csv") && e.contains("row 2, column 3") && e.contains("\"virginica\""),
+            "{e}"
+        );
+        // Integer labels in another column stay class indices; a negative one is an error.
+        let p3 = write(&dir, "n.csv", "1.5,2\n2.5,0\n");
+        let d = read_classification(
+            &p3,
+            &LabelOptions {
+                column: Some("2".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            (d.labels.clone(), d.n_classes, d.class_names.len()),
+            (vec![2, 0], 3, 0)
+        );
+        let p4 = write(&dir, "neg.csv", "1.5,-2\n2.5,0\n");
+        let e = read_classification(
+            &p4,
+            &LabelOptions {
+                column: Some("2".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("row 1, column 2") && e.contains("negative"),
+            "{e}"
+        );
+        let e = read_classification(
+            &p2,
+            &LabelOptions {
+                column: Some("species".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("no column \"species\"") && e.contains("a,kind,b"),
+            "{e}"
+        );
+        // The default (first column, integers) reads as before.
+        let p5 = write(&dir, "classic.csv", "label,x\n1,0.5\n0,2\n");
+        let d = read_classification(&p5, &LabelOptions::default()).unwrap();
+        assert_eq!(d, read_labeled(&p5, None).unwrap());
     }
 
     #[test]

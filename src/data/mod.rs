@@ -34,6 +34,8 @@ pub struct Dataset {
     pub targets: Vec<f32>,
     /// Target columns per sample (0 for classification).
     pub n_targets: usize,
+    /// Names of the classes (index = class), when the labels were strings; else empty.
+    pub class_names: Vec<String>,
 }
 
 fn invalid(name: &str, message: impl ToString) -> Error {
@@ -109,6 +111,7 @@ impl Dataset {
             n_classes,
             targets: Vec::new(),
             n_targets: 0,
+            class_names: Vec::new(),
         })
     }
 
@@ -257,6 +260,7 @@ impl Dataset {
             n_classes: self.n_classes,
             targets,
             n_targets: self.n_targets,
+            class_names: self.class_names.clone(),
         }
     }
 }

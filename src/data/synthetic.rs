@@ -31,6 +31,7 @@ fn dataset(
         n_classes: n_classes.max(1),
         targets: Vec::new(),
         n_targets: 0,
+        class_names: Vec::new(),
     }
 }
 
