@@ -43,6 +43,9 @@ pub struct Checkpoint {
     /// Regression target standardisation fitted on the training set (the model predicts
     /// standardised targets; `predict` undoes it), if any.
     pub target_normalization: Option<Normalization>,
+    /// What raw inputs are divided by before anything else (255 for a model trained on u8
+    /// IDX images, which the IDX reader scales to [0, 1]); metadata `input_divisor`.
+    pub input_divisor: Option<f32>,
     /// Names of the classes (index = class) when the training labels were strings; else
     /// empty. Metadata `class_names`, a JSON array of strings.
     pub class_names: Vec<String>,
@@ -59,6 +62,7 @@ impl Checkpoint {
             params,
             normalization,
             target_normalization: None,
+            input_divisor: None,
             class_names: Vec::new(),
             training,
         }
@@ -278,6 +282,15 @@ fn serialize(ckpt: &Checkpoint, metrics: Option<&str>) -> Result<Vec<u8>> {
         ] {
             tensors.push((name.to_string(), vec![c.input], v.clone()));
         }
+    }
+    if let Some(d) = ckpt.input_divisor {
+        if !(d.is_finite() && d > 0.0) {
+            return Err(Error::config(
+                "input divisor",
+                format!("{d} must be a positive number"),
+            ));
+        }
+        meta.insert("input_divisor".into(), d.to_string());
     }
     if !ckpt.class_names.is_empty() {
         if ckpt.class_names.len() > c.output {
@@ -593,6 +606,18 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
             return Err(Error::data(path, "metadata normalization", msg));
         }
     };
+    let input_divisor = match meta.get("input_divisor") {
+        None => None,
+        Some(text) => Some(
+            text.parse::<f32>()
+                .ok()
+                .filter(|d| d.is_finite() && *d > 0.0)
+                .ok_or_else(|| {
+                    let msg = format!("{text:?} is not a positive number; {RESAVE}");
+                    Error::data(path, "metadata input_divisor", msg)
+                })?,
+        ),
+    };
     let class_names: Vec<String> = match meta.get("class_names") {
         None => Vec::new(),
         Some(text) => serde_json::from_str::<Vec<String>>(text)
@@ -697,6 +722,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
     let ckpt = Checkpoint {
         normalization,
         target_normalization,
+        input_divisor,
         class_names,
         training,
         ..Checkpoint::new(config, params)
@@ -818,14 +844,20 @@ mod tests {
     }
 
     #[test]
-    fn class_names_round_trip_and_are_checked() {
+    fn class_names_and_input_divisor_round_trip_and_are_checked() {
         let dir = TestDir::new("ckpt-names");
         let p = dir.join("model.safetensors");
         let mut c = full();
         c.class_names = vec!["Iris \"setosa\"".into(), "versicolor,x".into()];
+        c.input_divisor = Some(255.0);
         save(&p, &c).unwrap();
         assert_eq!(load(&p).unwrap(), c);
         let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(meta_of(&bytes)["input_divisor"], "255");
+        parse_err(
+            &set(&bytes, "input_divisor", Some("-1")),
+            &["metadata input_divisor"],
+        );
         parse_err(
             &set(&bytes, "class_names", Some("[1,2]")),
             &["metadata class_names"],

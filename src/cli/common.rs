@@ -105,7 +105,11 @@ impl Source<'_> {
             Source::Idx(dir) => {
                 let files = data::idx::find_files(dir, true)?;
                 let (train, test) = data::idx_dir::read_files(&files)?;
-                Ok(Loaded::new(train, Some(test), files.notes))
+                let mut loaded = Loaded::new(train, Some(test), files.notes);
+                if data::idx::holds_u8(&files.test_images)? {
+                    loaded.input_divisor = Some(255.0);
+                }
+                Ok(loaded)
             }
             Source::Csv(train, test) => {
                 let mut tr = data::csv::read_classification(train, labels)?;
@@ -282,11 +286,18 @@ pub struct Loaded {
     pub test: Option<Dataset>,
     /// Things the user should know about what was read, one line each.
     pub notes: Vec<String>,
+    /// What the reader divided the raw inputs by (255 for u8 IDX images), if anything.
+    pub input_divisor: Option<f32>,
 }
 
 impl Loaded {
     fn new(train: Dataset, test: Option<Dataset>, notes: Vec<String>) -> Self {
-        Loaded { train, test, notes }
+        Loaded {
+            train,
+            test,
+            notes,
+            input_divisor: None,
+        }
     }
 
     /// Prints the notes on stderr.

@@ -141,6 +141,10 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
     )?;
     loaded.print_notes();
     let mut data = loaded.train;
+    if let (Some(d), Source::Csv(..)) = (ckpt.input_divisor, &source) {
+        // The model saw its raw inputs divided by d (u8 IDX images ÷ 255); a CSV holds raw values.
+        data.features.iter_mut().for_each(|x| *x /= d);
+    }
     if !regress && data.is_regression() {
         return Err(Error::config(
             "--dataset",
@@ -260,8 +264,7 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
     }
     let ckpt = load_model(&args.model)?;
     let config = &ckpt.config;
-    let (mut x, n, cols) = wgmlp::data::csv::read_features(&args.input, Some(config.input))?;
-    debug_assert_eq!(cols, config.input);
+    let (mut x, n) = read_inputs(&args.input, &ckpt)?;
     if let Some(norm) = &ckpt.normalization {
         norm.apply(&mut x)?;
     }
@@ -327,6 +330,36 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
         }
     }
     emit(args, &out)
+}
+
+/// The rows to predict: a CSV of raw features (divided by the model's input divisor, with a
+/// note when they look already scaled), or an IDX image file (u8 images are divided by 255
+/// by the reader, as in training). Returns (features, rows).
+fn read_inputs(path: &std::path::Path, ckpt: &Checkpoint) -> Result<(Vec<f32>, usize)> {
+    let k = ckpt.config.input;
+    if wgmlp::data::idx::looks_like_idx(path)? {
+        let (x, n, cols) = wgmlp::data::idx::read_images(path)?;
+        if cols != k {
+            return Err(Error::data(
+                path,
+                "header",
+                format!("{cols} values per image but the model expects {k} features"),
+            ));
+        }
+        return Ok((x, n));
+    }
+    let (mut x, n, _) = wgmlp::data::csv::read_features(path, Some(k))?;
+    if let Some(d) = ckpt.input_divisor {
+        if d > 1.0 && x.iter().all(|v| (0.0..=1.0).contains(v)) {
+            eprintln!(
+                "note: every input of {} is within [0, 1], but the model divides raw inputs by {d} \
+                 (it was trained on byte images); give the raw values (0 to {d})",
+                path.display()
+            );
+        }
+        x.iter_mut().for_each(|v| *v /= d);
+    }
+    Ok((x, n))
 }
 
 /// The name of class `c`: its string label when the model has names, else its index.

@@ -158,6 +158,8 @@ struct Plan {
     target_normalization: Option<Normalization>,
     /// The class names of string labels (index = class), or empty.
     class_names: Vec<String>,
+    /// What the data reader divided raw inputs by (255 for u8 IDX images).
+    input_divisor: Option<f32>,
     /// Where the hidden widths come from, for memory errors: `--hidden` or the checkpoint.
     origin: String,
 }
@@ -502,6 +504,7 @@ fn plan(args: &TrainArgs, s: &Settings, train: &Dataset) -> Result<Plan> {
             .standardize_targets
             .then(|| Normalization::fit_targets(train)),
         class_names: train.class_names.clone(),
+        input_divisor: None,
         origin: "--hidden".to_string(),
     })
 }
@@ -559,6 +562,7 @@ fn apply_resume(args: &TrainArgs, r: &Resume, plan: &mut Plan) -> Result<()> {
     plan.normalization = r.ckpt.normalization.clone();
     plan.target_normalization = r.ckpt.target_normalization.clone();
     plan.class_names = r.ckpt.class_names.clone();
+    plan.input_divisor = r.ckpt.input_divisor.or(plan.input_divisor);
     plan.origin = format!("the widths of {}", path.display());
     Ok(())
 }
@@ -697,6 +701,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     let loaded = source.load(args.seed, targets.as_ref(), &labels)?;
     loaded.print_notes();
+    let loaded_divisor = loaded.input_divisor;
     let (mut train, mut test) = (loaded.train, loaded.test);
     if settings.task == Some(Task::Classify) && train.is_regression() {
         return Err(Error::config(
@@ -724,6 +729,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         ));
     }
     let mut plan = plan(args, &settings, &train)?;
+    plan.input_divisor = loaded_divisor;
     if let Some(r) = &resume {
         apply_resume(args, r, &mut plan)?;
     }
@@ -1077,6 +1083,7 @@ fn save(
             normalization: plan.normalization.clone(),
             target_normalization: plan.target_normalization.clone(),
             class_names: plan.class_names.clone(),
+            input_divisor: plan.input_divisor,
             training,
         },
         Some(&metrics.to_string()),
