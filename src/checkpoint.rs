@@ -51,6 +51,8 @@ pub struct Checkpoint {
     pub class_names: Vec<String>,
     /// Optimizer state, present when saved for resuming.
     pub training: Option<TrainingState>,
+    /// Early stopping's progress, in training checkpoints of runs that use it.
+    pub early_stopping: Option<EarlyStopState>,
 }
 
 impl Checkpoint {
@@ -65,8 +67,28 @@ impl Checkpoint {
             input_divisor: None,
             class_names: Vec::new(),
             training,
+            early_stopping: None,
         }
     }
+}
+
+/// Early stopping's progress, kept in training checkpoints so that a resumed run stops
+/// where an uninterrupted one would (metadata `early_stopping`, a JSON object, and the
+/// tensor `early_stopping.best_params`, flat like the optimizer moments).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EarlyStopState {
+    /// `val_loss` or `val_accuracy`.
+    pub monitor: String,
+    /// Epochs without improvement that stop training.
+    pub patience: usize,
+    /// The epoch with the best monitored value so far (0: none yet).
+    pub best_epoch: usize,
+    /// That value.
+    pub best_value: f32,
+    /// Epochs since then.
+    pub wait: usize,
+    /// The parameters after the best epoch (flat layout).
+    pub best_params: Vec<f32>,
 }
 
 /// Everything needed to resume training where a checkpoint left off.
@@ -282,6 +304,22 @@ fn serialize(ckpt: &Checkpoint, metrics: Option<&str>) -> Result<Vec<u8>> {
         ] {
             tensors.push((name.to_string(), vec![c.input], v.clone()));
         }
+    }
+    if let Some(es) = &ckpt.early_stopping {
+        if es.best_params.len() != n {
+            let got = format!("{} best parameters", es.best_params.len());
+            return Err(Error::shape("checkpoint early stopping", n, got));
+        }
+        let value = serde_json::json!({
+            "monitor": es.monitor, "patience": es.patience, "best_epoch": es.best_epoch,
+            "best_value": es.best_value.to_string(), "wait": es.wait,
+        });
+        meta.insert("early_stopping".into(), value.to_string());
+        tensors.push((
+            "early_stopping.best_params".to_string(),
+            vec![n],
+            es.best_params.clone(),
+        ));
     }
     if let Some(d) = ckpt.input_divisor {
         if !(d.is_finite() && d > 0.0) {
@@ -606,6 +644,41 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
             return Err(Error::data(path, "metadata normalization", msg));
         }
     };
+    let early_stopping = match meta.get("early_stopping") {
+        None => None,
+        Some(text) => {
+            let bad = || {
+                let msg = format!(
+                    "{:?} is not an early-stopping state; {RESAVE}",
+                    text.chars().take(80).collect::<String>()
+                );
+                Error::data(path, "metadata early_stopping", msg)
+            };
+            let v: serde_json::Value = serde_json::from_str(text).map_err(|_| bad())?;
+            let count = |k: &str| v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize);
+            let monitor = v.get("monitor").and_then(|x| x.as_str()).ok_or_else(bad)?;
+            let best_value: f32 = v
+                .get("best_value")
+                .and_then(|x| x.as_str())
+                .and_then(|x| x.parse().ok())
+                .ok_or_else(bad)?;
+            let ctx = "metadata early_stopping".to_string();
+            let best_params = r.tensor(
+                "early_stopping.best_params",
+                &[vec![config.n_params()]],
+                &ctx,
+            )?;
+            names.push("early_stopping.best_params".to_string());
+            Some(EarlyStopState {
+                monitor: monitor.to_string(),
+                patience: count("patience").ok_or_else(bad)?,
+                best_epoch: count("best_epoch").ok_or_else(bad)?,
+                best_value,
+                wait: count("wait").ok_or_else(bad)?,
+                best_params,
+            })
+        }
+    };
     let input_divisor = match meta.get("input_divisor") {
         None => None,
         Some(text) => Some(
@@ -725,6 +798,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
         input_divisor,
         class_names,
         training,
+        early_stopping,
         ..Checkpoint::new(config, params)
     };
     Ok((ckpt, meta.get("metrics").cloned()))
@@ -844,12 +918,20 @@ mod tests {
     }
 
     #[test]
-    fn class_names_and_input_divisor_round_trip_and_are_checked() {
+    fn class_names_input_divisor_and_early_stopping_round_trip_and_are_checked() {
         let dir = TestDir::new("ckpt-names");
         let p = dir.join("model.safetensors");
         let mut c = full();
         c.class_names = vec!["Iris \"setosa\"".into(), "versicolor,x".into()];
         c.input_divisor = Some(255.0);
+        c.early_stopping = Some(EarlyStopState {
+            monitor: "val_loss".into(),
+            patience: 3,
+            best_epoch: 7,
+            best_value: 0.1 + 1e-9,
+            wait: 2,
+            best_params: c.params.iter().map(|p| p * 0.5).collect(),
+        });
         save(&p, &c).unwrap();
         assert_eq!(load(&p).unwrap(), c);
         let bytes = std::fs::read(&p).unwrap();

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use wgmlp::checkpoint::{self, Checkpoint, TrainingState};
+use wgmlp::checkpoint::{self, Checkpoint, EarlyStopState, TrainingState};
 use wgmlp::config::{HostUse, parse_activations, parse_hidden};
 use wgmlp::data::csv::{ClassOrder, LabelOptions, TargetColumns};
 use wgmlp::infer::{self, Device, DeviceChoice};
@@ -71,6 +71,20 @@ pub struct TrainArgs {
     /// How string class labels are numbered: first-seen (default) or sorted.
     #[arg(long, default_value = "first-seen")]
     pub class_order: String,
+    /// Hold out this fraction of the training data (stratified by class, seeded) as a
+    /// validation set, evaluated every epoch; the test set is then evaluated at the end.
+    #[arg(long, allow_negative_numbers = true)]
+    pub val_split: Option<f64>,
+    /// A validation CSV (same columns as --train), evaluated every epoch.
+    #[arg(long)]
+    pub val: Option<PathBuf>,
+    /// Stop when the monitored validation metric has not improved for this many epochs;
+    /// the best epoch's parameters are kept and saved.
+    #[arg(long, value_parser = parse_count, allow_negative_numbers = true)]
+    pub early_stopping: Option<usize>,
+    /// What early stopping watches: val_loss (default) or val_accuracy.
+    #[arg(long, default_value = "val_loss")]
+    pub monitor: String,
     /// Regression target normalisation: none or standard (per-target mean/std of the
     /// training set, stored in the checkpoint and undone by predict).
     #[arg(long, default_value = "none")]
@@ -141,6 +155,8 @@ struct Settings {
     standardize_targets: bool,
     /// Where the CSV label is and how string labels are numbered.
     labels: LabelOptions,
+    /// `val_accuracy` (true) or `val_loss` is what early stopping watches.
+    monitor_accuracy: bool,
     init: Init,
     standardize: bool,
     batch_size: usize,
@@ -160,6 +176,10 @@ struct Plan {
     class_names: Vec<String>,
     /// What the data reader divided raw inputs by (255 for u8 IDX images).
     input_divisor: Option<f32>,
+    /// `val` when a validation set is evaluated every epoch, else `test`.
+    held_out: &'static str,
+    /// Early stopping's progress, when it is on.
+    early: Option<EarlyStopState>,
     /// Where the hidden widths come from, for memory errors: `--hidden` or the checkpoint.
     origin: String,
 }
@@ -291,6 +311,54 @@ fn settings(args: &TrainArgs, file_data: bool) -> Result<Settings> {
             "standardises regression targets; a classification model has class labels",
         ));
     }
+    if args.val_split.is_some() && args.val.is_some() {
+        return Err(Error::config(
+            "--val-split",
+            "give either --val-split F (part of the training data) or --val FILE, not both",
+        ));
+    }
+    if let Some(f) = args.val_split {
+        if !(f > 0.0 && f < 1.0) {
+            return Err(Error::config(
+                "--val-split",
+                format!("{f} is not a fraction between 0 and 1 (e.g. 0.1)"),
+            ));
+        }
+    }
+    if args.val.is_some() && args.train.is_none() {
+        return Err(Error::config(
+            "--val",
+            "a validation CSV goes with --train FILE.csv; for built-in or IDX data use --val-split F",
+        ));
+    }
+    if args.early_stopping == Some(0) {
+        return Err(Error::config(
+            "--early-stopping",
+            "must be at least 1 (epochs without improvement before stopping)",
+        ));
+    }
+    if args.early_stopping.is_some() && args.val_split.is_none() && args.val.is_none() {
+        return Err(Error::config(
+            "--early-stopping",
+            "watches a validation set; add --val-split 0.1 (or --val FILE.csv)",
+        ));
+    }
+    let monitor_accuracy = match args.monitor.trim() {
+        "val_loss" => false,
+        "val_accuracy" => true,
+        other => {
+            return Err(Error::config(
+                "--monitor",
+                format!("unknown metric {other:?}; choose val_loss or val_accuracy"),
+            ));
+        }
+    };
+    if monitor_accuracy && task == Some(Task::Regress) {
+        return Err(Error::config(
+            "--monitor",
+            "val_accuracy needs a classifier; a regression model is watched by val_loss",
+        ));
+    }
     let init = args.init.parse::<Init>()?;
     let batch_size = args.batch_size.unwrap_or(if file_data { 256 } else { 64 });
     if batch_size == 0 {
@@ -331,6 +399,7 @@ fn settings(args: &TrainArgs, file_data: bool) -> Result<Settings> {
         targets,
         standardize_targets,
         labels,
+        monitor_accuracy,
         init,
         standardize,
         batch_size,
@@ -367,14 +436,15 @@ fn check_outputs(args: &TrainArgs, save: Option<&Path>) -> Result<()> {
 
 /// An epoch's metrics as JSON (the `epochs` entries of `--metrics-json` and of the
 /// checkpoint's `metrics` metadata).
-fn epoch_json(m: &EpochMetrics) -> serde_json::Value {
+/// `held` names the per-epoch evaluation set: `test`, or `val` when there is a validation set.
+fn epoch_json(m: &EpochMetrics, held: &str) -> serde_json::Value {
     let mut v = serde_json::json!({
         "epoch": m.epoch, "train_loss": m.train_loss, "train_accuracy": m.train_accuracy,
-        "test_loss": m.test_loss, "test_accuracy": m.test_accuracy,
+        format!("{held}_loss"): m.test_loss, format!("{held}_accuracy"): m.test_accuracy,
         "seconds": m.seconds, "samples_per_second": m.samples_per_second,
     });
     if let Some(map) = v.as_object_mut() {
-        for (prefix, r) in [("train", &m.train_regression), ("test", &m.test_regression)] {
+        for (prefix, r) in [("train", &m.train_regression), (held, &m.test_regression)] {
             if let Some(r) = r {
                 map.extend(regression_json(prefix, r));
             }
@@ -411,10 +481,10 @@ fn epoch_from_json(v: &serde_json::Value) -> Option<EpochMetrics> {
         epoch: usize::try_from(v.get("epoch")?.as_u64()?).ok()?,
         train_loss: f("train_loss")? as f32,
         train_accuracy: f("train_accuracy")? as f32,
-        test_loss: f("test_loss").map(|x| x as f32),
-        test_accuracy: f("test_accuracy").map(|x| x as f32),
+        test_loss: f("test_loss").or(f("val_loss")).map(|x| x as f32),
+        test_accuracy: f("test_accuracy").or(f("val_accuracy")).map(|x| x as f32),
         train_regression: regression_from_json(v, "train"),
-        test_regression: regression_from_json(v, "test"),
+        test_regression: regression_from_json(v, "test").or(regression_from_json(v, "val")),
         seconds: f("seconds").unwrap_or(0.0),
         samples_per_second: f("samples_per_second").unwrap_or(0.0),
     })
@@ -505,8 +575,52 @@ fn plan(args: &TrainArgs, s: &Settings, train: &Dataset) -> Result<Plan> {
             .then(|| Normalization::fit_targets(train)),
         class_names: train.class_names.clone(),
         input_divisor: None,
+        held_out: "test",
+        early: None,
         origin: "--hidden".to_string(),
     })
+}
+
+/// Reads a validation CSV like the training CSV: the same columns, the training set's
+/// class names, labels among its classes.
+fn read_val(
+    path: &Path,
+    seed: u64,
+    train: &Dataset,
+    targets: Option<&TargetColumns>,
+    labels: &LabelOptions,
+) -> Result<Dataset> {
+    let opts = LabelOptions {
+        classes: (!train.class_names.is_empty()).then(|| train.class_names.clone()),
+        ..labels.clone()
+    };
+    let mut val = Source::Csv(path, None).load(seed, targets, &opts)?.train;
+    if (val.n_features, val.n_targets) != (train.n_features, train.n_targets) {
+        return Err(Error::data(
+            path,
+            "row 1",
+            format!(
+                "has {} feature and {} target columns but the training data has {} and {}; --val needs the same columns",
+                val.n_features, val.n_targets, train.n_features, train.n_targets
+            ),
+        ));
+    }
+    if let Some(i) = val
+        .labels
+        .iter()
+        .position(|&l| l as usize >= train.n_classes)
+    {
+        return Err(Error::data(
+            path,
+            format!("sample {}", i + 1),
+            format!(
+                "label {} is not one of the {} classes of the training data",
+                val.labels[i], train.n_classes
+            ),
+        ));
+    }
+    val.n_classes = train.n_classes;
+    Ok(val)
 }
 
 /// Replaces the plan's model with the checkpoint's, checking that flags given explicitly agree.
@@ -563,6 +677,20 @@ fn apply_resume(args: &TrainArgs, r: &Resume, plan: &mut Plan) -> Result<()> {
     plan.target_normalization = r.ckpt.target_normalization.clone();
     plan.class_names = r.ckpt.class_names.clone();
     plan.input_divisor = r.ckpt.input_divisor.or(plan.input_divisor);
+    if let Some(es) = &r.ckpt.early_stopping {
+        if es.wait >= es.patience {
+            return Err(Error::data(
+                path,
+                "metadata early_stopping",
+                format!(
+                    "this run stopped early ({} epochs without improvement after its best epoch {}); \
+                     there is nothing to resume: train a new model, with a larger --early-stopping",
+                    es.wait, es.best_epoch
+                ),
+            ));
+        }
+        plan.early = Some(es.clone());
+    }
     plan.origin = format!("the widths of {}", path.display());
     Ok(())
 }
@@ -602,11 +730,11 @@ fn check_memory(
     Ok(())
 }
 
-fn epoch_line(m: &EpochMetrics, epochs: usize) -> String {
+fn epoch_line(m: &EpochMetrics, epochs: usize, held: &str) -> String {
     if let Some(tr) = &m.train_regression {
         let test = match (m.test_loss, &m.test_regression) {
             (Some(l), Some(t)) => format!(
-                "  test loss {l:.4}  test mse {:.4}  test mae {:.4}  test r2 {:.4}",
+                "  {held} loss {l:.4}  {held} mse {:.4}  {held} mae {:.4}  {held} r2 {:.4}",
                 t.mse, t.mae, t.r2
             ),
             _ => String::new(),
@@ -617,7 +745,7 @@ fn epoch_line(m: &EpochMetrics, epochs: usize) -> String {
         );
     }
     let test = match (m.test_loss, m.test_accuracy) {
-        (Some(l), Some(a)) => format!("  test loss {l:.4}  test acc {a:.4}"),
+        (Some(l), Some(a)) => format!("  {held} loss {l:.4}  {held} acc {a:.4}"),
         _ => String::new(),
     };
     format!(
@@ -728,26 +856,65 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             ),
         ));
     }
+    let mut val: Option<Dataset> = match (args.val_split, &args.val) {
+        (Some(f), _) => {
+            let (tr, va) = train.validation_split(f, args.seed)?;
+            train = tr;
+            Some(va)
+        }
+        (None, Some(path)) => Some(read_val(
+            path,
+            args.seed,
+            &train,
+            targets.as_ref(),
+            &labels,
+        )?),
+        _ => None,
+    };
     let mut plan = plan(args, &settings, &train)?;
     plan.input_divisor = loaded_divisor;
     if let Some(r) = &resume {
         apply_resume(args, r, &mut plan)?;
     }
+    if settings.monitor_accuracy && plan.config.task == Task::Regress {
+        return Err(Error::config(
+            "--monitor",
+            "val_accuracy needs a classifier; a regression model is watched by val_loss",
+        ));
+    }
+    if val.is_some() {
+        plan.held_out = "val";
+    }
+    if let Some(patience) = args.early_stopping {
+        let es = plan.early.get_or_insert_with(|| EarlyStopState {
+            monitor: args.monitor.trim().to_string(),
+            patience,
+            best_epoch: 0,
+            best_value: f32::NAN,
+            wait: 0,
+            best_params: Vec::new(),
+        });
+        es.patience = patience;
+    } else {
+        plan.early = None;
+    }
     if let Some(norm) = &plan.normalization {
         norm.apply_to(&mut train)?;
-        if let Some(t) = &mut test {
+        for t in test.iter_mut().chain(val.iter_mut()) {
             norm.apply_to(t)?;
         }
     }
     if let Some(norm) = &plan.target_normalization {
         norm.apply_to_targets(&mut train)?;
-        if let Some(t) = &mut test {
+        for t in test.iter_mut().chain(val.iter_mut()) {
             norm.apply_to_targets(t)?;
         }
     }
+    // Every epoch evaluates the validation set when there is one, else the test set.
+    let held_out = val.as_ref().or(test.as_ref());
     // 3. The device, and the memory the model needs, before anything is allocated.
     let ctx: Option<GpuContext> = open_device(choice)?;
-    check_memory(ctx.as_ref(), &plan, &train, test.as_ref())?;
+    check_memory(ctx.as_ref(), &plan, &train, held_out)?;
     let device = match &ctx {
         Some(c) => Device::Gpu(c),
         None => Device::Cpu,
@@ -757,15 +924,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         steps_per_submit: args.steps_per_submit.max(1),
     };
     let mut trainer = match device {
-        Device::Gpu(c) => Trainer::gpu(
-            c,
-            &plan.config,
-            plan.optimizer,
-            &train,
-            test.as_ref(),
-            options,
-        )?,
-        Device::Cpu => Trainer::cpu(&plan.config, plan.optimizer, &train, test.as_ref(), options)?,
+        Device::Gpu(c) => Trainer::gpu(c, &plan.config, plan.optimizer, &train, held_out, options)?,
+        Device::Cpu => Trainer::cpu(&plan.config, plan.optimizer, &train, held_out, options)?,
     };
     if let Some(r) = &resume {
         trainer.restore(&r.ckpt.params, &r.training.state, r.training.epoch)?;
@@ -838,16 +998,48 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                     ),
                 });
                 if m.epoch % (plan.epochs / 10).max(1) == 0 || m.epoch == plan.epochs {
-                    bar.println(epoch_line(&m, plan.epochs));
+                    bar.println(epoch_line(&m, plan.epochs, plan.held_out));
                 }
             }
-            None => eprintln!("{}", epoch_line(&m, plan.epochs)),
+            None => eprintln!("{}", epoch_line(&m, plan.epochs, plan.held_out)),
         }
+        let stop_now = match plan.early.as_mut() {
+            Some(es) => {
+                let value = if settings.monitor_accuracy {
+                    m.test_accuracy
+                } else {
+                    m.test_loss
+                };
+                let value = value.unwrap_or(f32::NAN);
+                let better = es.best_epoch == 0
+                    || if settings.monitor_accuracy {
+                        value > es.best_value
+                    } else {
+                        value < es.best_value
+                    };
+                if better {
+                    es.best_epoch = m.epoch;
+                    es.best_value = value;
+                    es.wait = 0;
+                    es.best_params = match trainer.params() {
+                        Ok(p) => p,
+                        Err(e) => break Err(e),
+                    };
+                } else {
+                    es.wait += 1;
+                }
+                es.wait >= es.patience
+            }
+            None => false,
+        };
         history.push(m);
         if let (Some(every), Some(path)) = (args.checkpoint_every, &save_path) {
-            if trainer.epoch % every == 0 || trainer.epoch == plan.epochs {
+            if !stop_now && (trainer.epoch % every == 0 || trainer.epoch == plan.epochs) {
                 save(path, &plan, &trainer, true, &history, None)?;
             }
+        }
+        if stop_now {
+            break Ok(());
         }
     };
     if let Some(bar) = bar {
@@ -861,6 +1053,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         device,
         history: &history,
         seconds,
+        final_test: if plan.held_out == "val" {
+            test.as_ref()
+        } else {
+            None
+        },
     };
     match outcome {
         Ok(()) => finish(&report, &mut trainer, save_path.as_deref(), &train),
@@ -876,6 +1073,9 @@ struct Report<'a> {
     device: Device<'a>,
     history: &'a [EpochMetrics],
     seconds: f64,
+    /// The test set, evaluated once at the end (when a validation set took its place
+    /// during training).
+    final_test: Option<&'a Dataset>,
 }
 
 /// After the last epoch: the summary, the checkpoint, the metrics and the plots.
@@ -885,7 +1085,33 @@ fn finish(
     save_path: Option<&Path>,
     train: &Dataset,
 ) -> Result<()> {
-    let last = r.history.last().cloned();
+    // Early stopping keeps the best epoch's parameters: they are what is evaluated and saved.
+    // A run that reached --epochs and is saved for --resume keeps its last parameters (the
+    // best are in the checkpoint's early-stopping state), so resuming it stays bit-exact.
+    let with_state = r.args.checkpoint_every.is_some() || r.args.resume.is_some();
+    let best = r.plan.early.as_ref().filter(|es| es.best_epoch > 0);
+    if let Some(es) = best {
+        let stopped_early = es.wait >= es.patience;
+        if es.best_epoch < trainer.epoch && (stopped_early || !with_state) {
+            let state = trainer.optimizer_state()?;
+            let epoch = trainer.epoch;
+            trainer.restore(&es.best_params, &state, epoch)?;
+        }
+    }
+    let best_metrics = best.and_then(|es| r.history.iter().find(|m| m.epoch == es.best_epoch));
+    let held_out = if r.plan.held_out == "val" {
+        best_metrics.or(r.history.last()).cloned()
+    } else {
+        None
+    };
+    let mut last = r.history.last().cloned();
+    if r.plan.held_out == "val" {
+        // The per-epoch metrics were the validation set's; the test set is evaluated now.
+        last = match r.final_test {
+            Some(t) => Some(final_test_metrics(r, trainer, t)?),
+            None => None,
+        };
+    }
     let (final_train_loss, final_train_acc, final_train_reg) = trainer.evaluate_train_set_full()?;
     let test_reg = last.as_ref().and_then(|m| m.test_regression);
     let summary = match (
@@ -906,6 +1132,27 @@ fn finish(
         }
         (None, None, None) => format!("train accuracy {final_train_acc:.4}"),
     };
+    let summary = match (&held_out, best) {
+        (Some(v), Some(es)) => format!(
+            "{summary}; best epoch {} (val loss {:.4}{}){}",
+            es.best_epoch,
+            v.test_loss.unwrap_or(f32::NAN),
+            v.test_accuracy
+                .filter(|_| v.test_regression.is_none())
+                .map(|a| format!(", val acc {a:.4}"))
+                .unwrap_or_default(),
+            if es.wait >= es.patience {
+                format!(
+                    ", stopped early after {} epochs without improvement",
+                    es.wait
+                )
+            } else {
+                String::new()
+            }
+        ),
+        (Some(v), None) => format!("{summary}; val loss {:.4}", v.test_loss.unwrap_or(f32::NAN)),
+        _ => summary,
+    };
     println!(
         "trained {} for {} epochs in {:.1} s on {}: {summary}",
         r.plan.config.describe(),
@@ -914,7 +1161,6 @@ fn finish(
         r.device.describe()
     );
     if let Some(path) = save_path {
-        let with_state = r.args.checkpoint_every.is_some() || r.args.resume.is_some();
         save(path, r.plan, trainer, with_state, r.history, None)?;
         let what = match (r.args.save.is_none(), with_state) {
             (true, _) => format!(
@@ -945,6 +1191,20 @@ fn finish(
         if let Some(t) = &test_reg {
             map.extend(regression_json("test", t));
         }
+        if let Some(v) = &held_out {
+            map.insert("val_loss".into(), serde_json::json!(v.test_loss));
+            map.insert("val_accuracy".into(), serde_json::json!(v.test_accuracy));
+            if let Some(t) = &v.test_regression {
+                map.extend(regression_json("val", t));
+            }
+        }
+        if let Some(es) = best {
+            map.insert("best_epoch".into(), serde_json::json!(es.best_epoch));
+            map.insert(
+                "stopped_early".into(),
+                serde_json::json!(es.wait >= es.patience),
+            );
+        }
     }
     write_outputs(r, final_json)?;
     if let Some(path) = &r.args.plot_boundary {
@@ -952,6 +1212,40 @@ fn finish(
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The test set's metrics with the trainer's current parameters, as an epoch's held-out
+/// metrics (only the loss, accuracy and regression fields are filled in).
+fn final_test_metrics(r: &Report, trainer: &Trainer, test: &Dataset) -> Result<EpochMetrics> {
+    let params = trainer.params()?;
+    let c = &r.plan.config;
+    let mut m = EpochMetrics {
+        epoch: trainer.epoch,
+        train_loss: f32::NAN,
+        train_accuracy: f32::NAN,
+        test_loss: None,
+        test_accuracy: None,
+        train_regression: None,
+        test_regression: None,
+        seconds: 0.0,
+        samples_per_second: 0.0,
+    };
+    if test.is_regression() {
+        let mut t = test.clone();
+        if let Some(norm) = &r.plan.target_normalization {
+            norm.invert(&mut t.targets);
+        }
+        let tn = r.plan.target_normalization.as_ref();
+        let ev = infer::evaluate_regression(r.device, c, &params, tn, &t)?;
+        m.test_loss = Some(ev.loss);
+        m.test_accuracy = Some(0.0);
+        m.test_regression = Some(ev.metrics);
+    } else {
+        let ev = infer::evaluate(r.device, c, &params, test)?;
+        m.test_loss = Some(ev.loss);
+        m.test_accuracy = Some(ev.accuracy);
+    }
+    Ok(m)
 }
 
 /// Training stopped early (a signal, a divergence, another error): the parameters it
@@ -1037,7 +1331,7 @@ fn write_outputs(r: &Report, final_json: serde_json::Value) -> Result<()> {
                 "data": r.source.describe(),
                 "resumed_from": r.args.resume.as_ref().map(|p| p.display().to_string()),
             },
-            "epochs": r.history.iter().map(epoch_json).collect::<Vec<_>>(),
+            "epochs": r.history.iter().map(|m| epoch_json(m, r.plan.held_out)).collect::<Vec<_>>(),
             "final": final_json,
         });
         write_json(path, &value)?;
@@ -1070,7 +1364,7 @@ fn save(
         None
     };
     let mut metrics = serde_json::json!({
-        "epochs": history.iter().map(epoch_json).collect::<Vec<_>>(),
+        "epochs": history.iter().map(|m| epoch_json(m, plan.held_out)).collect::<Vec<_>>(),
     });
     if let (Some((key, value)), Some(map)) = (event, metrics.as_object_mut()) {
         map.insert(key.to_string(), value);
@@ -1084,6 +1378,10 @@ fn save(
             target_normalization: plan.target_normalization.clone(),
             class_names: plan.class_names.clone(),
             input_divisor: plan.input_divisor,
+            early_stopping: plan
+                .early
+                .clone()
+                .filter(|es| with_state && es.best_epoch > 0),
             training,
         },
         Some(&metrics.to_string()),

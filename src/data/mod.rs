@@ -240,6 +240,56 @@ impl Dataset {
         (self.subset(train_idx), self.subset(test_idx))
     }
 
+    /// A seeded validation split: `(train, validation)` with `round(n · fraction)`
+    /// validation samples, stratified for classification (each class contributes
+    /// `round(n_c · fraction)` of its samples, so the class proportions are kept), a plain
+    /// shuffled split for regression. Both keep the sample order of `self`. An error when
+    /// `fraction` is not in (0, 1) or either side would be empty.
+    pub fn validation_split(&self, fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
+        if !(fraction > 0.0 && fraction < 1.0) {
+            return Err(Error::config(
+                "--val-split",
+                format!("{fraction} is not a fraction between 0 and 1 (e.g. 0.1)"),
+            ));
+        }
+        let mut rng = Rng::new(seed ^ 0x7A11_D5E7);
+        let mut val = Vec::new();
+        if self.is_regression() {
+            let mut order: Vec<usize> = (0..self.len()).collect();
+            rng.shuffle(&mut order);
+            let k = (self.len() as f64 * fraction).round() as usize;
+            val.extend_from_slice(&order[..k.min(self.len())]);
+        } else {
+            let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); self.n_classes];
+            for (i, &l) in self.labels.iter().enumerate() {
+                by_class[l as usize].push(i);
+            }
+            for members in &mut by_class {
+                rng.shuffle(members);
+                let k = (members.len() as f64 * fraction).round() as usize;
+                val.extend_from_slice(&members[..k]);
+            }
+        }
+        let mut in_val = vec![false; self.len()];
+        for &i in &val {
+            in_val[i] = true;
+        }
+        let train: Vec<usize> = (0..self.len()).filter(|&i| !in_val[i]).collect();
+        let val: Vec<usize> = (0..self.len()).filter(|&i| in_val[i]).collect();
+        if val.is_empty() || train.is_empty() {
+            return Err(Error::config(
+                "--val-split",
+                format!(
+                    "{fraction} of {} samples leaves {} for validation and {} for training; both need at least one",
+                    self.len(),
+                    val.len(),
+                    train.len()
+                ),
+            ));
+        }
+        Ok((self.subset(&train), self.subset(&val)))
+    }
+
     /// The subset of the given sample indices (in that order); panics if an index is `>= len()`.
     pub fn subset(&self, indices: &[usize]) -> Dataset {
         let mut features = Vec::with_capacity(indices.len() * self.n_features);
@@ -539,6 +589,31 @@ mod tests {
         assert_eq!(firsts, (0..10).map(|i| (2 * i) as f32).collect::<Vec<_>>());
         assert_eq!(d.split(0.01, 1).1.len(), 1);
         assert_eq!(d.split(0.99, 1).0.len(), 1);
+    }
+
+    #[test]
+    fn validation_split_is_stratified_seeded_and_refuses_empty_sides() {
+        let labels: Vec<u32> = (0..100).map(|i| u32::from(i % 10 == 0)).collect();
+        let d = Dataset::new("v", (0..100).map(|x| x as f32).collect(), labels, 1, 2).unwrap();
+        let (tr, va) = d.validation_split(0.2, 3).unwrap();
+        // 90 of class 0 and 10 of class 1: 18 and 2 go to validation.
+        assert_eq!((tr.len(), va.len()), (80, 20));
+        assert_eq!(va.class_counts(), vec![18, 2]);
+        assert_eq!(
+            d.validation_split(0.2, 3).unwrap(),
+            (tr.clone(), va.clone())
+        );
+        assert_ne!(d.validation_split(0.2, 4).unwrap().1, va);
+        let mut all: Vec<f32> = tr.features.iter().chain(&va.features).copied().collect();
+        all.sort_by(f32::total_cmp);
+        assert_eq!(all, d.features);
+        for f in [0.0, 1.0, -0.5, f64::NAN, 0.001] {
+            let e = d.validation_split(f, 1).unwrap_err().to_string();
+            assert!(e.contains("--val-split"), "{f}: {e}");
+        }
+        let r = Dataset::regression("r", vec![0.0; 10], vec![1.0; 10], 1, 1).unwrap();
+        let (tr, va) = r.validation_split(0.3, 1).unwrap();
+        assert_eq!((tr.len(), va.len(), va.n_targets), (7, 3, 1));
     }
 
     #[test]
