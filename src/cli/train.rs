@@ -54,7 +54,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub loss: Option<String>,
     /// classify or regress. Default: what the data holds (a CSV whose first column has a
-    /// non-integer or negative value, or a built-in wave dataset, is regression).
+    /// non-integer value, or a built-in wave dataset, is regression).
     #[arg(long)]
     pub task: Option<String>,
     /// Regression: the first N CSV columns are targets (default 1). Implies --task regress.

@@ -399,8 +399,8 @@ pub fn regression_from_bytes(path: &Path, bytes: &[u8], spec: &TargetColumns) ->
     Dataset::regression(name, features, targets, scan.cols - n_targets, n_targets)
 }
 
-/// What the first column of a CSV looks like: `Regress` when a value is not a non-negative
-/// integer; for integer labels, `Classify` with a hint when they have so many distinct values
+/// What the first column of a CSV looks like: `Regress` when a value is not an integer
+/// (a negative integer stays a broken class label, reported as such); for integer labels, `Classify` with a hint when they have so many distinct values
 /// that they look like a regression target.
 pub fn detect_task(path: &Path) -> Result<(crate::config::Task, Option<String>)> {
     use crate::config::Task;
@@ -409,7 +409,7 @@ pub fn detect_task(path: &Path) -> Result<(crate::config::Task, Option<String>)>
     let mut distinct = std::collections::BTreeSet::new();
     let scan = scan(path, &bytes, |_, cells| {
         if let Ok(v) = cells[0].parse::<f64>() {
-            if v.is_finite() && (v < 0.0 || v.fract() != 0.0) {
+            if v.is_finite() && v.fract() != 0.0 {
                 float = true;
             } else if distinct.len() <= 1024 {
                 distinct.insert(v.to_bits());
