@@ -53,6 +53,9 @@ pub struct Checkpoint {
     pub training: Option<TrainingState>,
     /// Early stopping's progress, in training checkpoints of runs that use it.
     pub early_stopping: Option<EarlyStopState>,
+    /// The learning-rate schedule of the run (metadata `lr_schedule`, `warmup`,
+    /// `schedule_epochs`); `None` for a constant rate.
+    pub lr_schedule: Option<crate::schedule::LrSchedule>,
 }
 
 impl Checkpoint {
@@ -68,6 +71,7 @@ impl Checkpoint {
             class_names: Vec::new(),
             training,
             early_stopping: None,
+            lr_schedule: None,
         }
     }
 }
@@ -320,6 +324,12 @@ fn serialize(ckpt: &Checkpoint, metrics: Option<&str>) -> Result<Vec<u8>> {
             vec![n],
             es.best_params.clone(),
         ));
+    }
+    if let Some(sched) = ckpt.lr_schedule.filter(|s| !s.is_constant()) {
+        sched.validate()?;
+        meta.insert("lr_schedule".into(), sched.kind.to_string());
+        meta.insert("warmup".into(), sched.warmup.to_string());
+        meta.insert("schedule_epochs".into(), sched.epochs.to_string());
     }
     if let Some(d) = ckpt.input_divisor {
         if !(d.is_finite() && d > 0.0) {
@@ -679,6 +689,20 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
             })
         }
     };
+    let lr_schedule = match meta.get("lr_schedule") {
+        None => None,
+        Some(_) => {
+            let sched = crate::schedule::LrSchedule {
+                kind: r.parse("lr_schedule")?,
+                warmup: r.parse("warmup")?,
+                epochs: r.parse("schedule_epochs")?,
+            };
+            sched
+                .validate()
+                .map_err(|e| Error::data(path, "metadata warmup", format!("{e}; {RESAVE}")))?;
+            Some(sched)
+        }
+    };
     let input_divisor = match meta.get("input_divisor") {
         None => None,
         Some(text) => Some(
@@ -799,6 +823,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
         class_names,
         training,
         early_stopping,
+        lr_schedule,
         ..Checkpoint::new(config, params)
     };
     Ok((ckpt, meta.get("metrics").cloned()))
@@ -924,6 +949,14 @@ mod tests {
         let mut c = full();
         c.class_names = vec!["Iris \"setosa\"".into(), "versicolor,x".into()];
         c.input_divisor = Some(255.0);
+        c.lr_schedule = Some(crate::schedule::LrSchedule {
+            kind: crate::schedule::ScheduleKind::Step {
+                every: 3,
+                gamma: 0.25,
+            },
+            warmup: 2,
+            epochs: 40,
+        });
         c.early_stopping = Some(EarlyStopState {
             monitor: "val_loss".into(),
             patience: 3,
@@ -940,6 +973,19 @@ mod tests {
             &set(&bytes, "input_divisor", Some("-1")),
             &["metadata input_divisor"],
         );
+        parse_err(
+            &set(&bytes, "early_stopping", Some("{}")),
+            &["metadata early_stopping"],
+        );
+        let no_best = rewrite(&bytes, |t, _| {
+            t.retain(|x| x.0 != "early_stopping.best_params")
+        });
+        parse_err(&no_best, &["tensor early_stopping.best_params"]);
+        parse_err(
+            &set(&bytes, "lr_schedule", Some("linear")),
+            &["metadata lr_schedule"],
+        );
+        parse_err(&set(&bytes, "warmup", Some("40")), &["metadata warmup"]);
         parse_err(
             &set(&bytes, "class_names", Some("[1,2]")),
             &["metadata class_names"],

@@ -29,6 +29,7 @@ pub mod optim;
 pub mod plot;
 pub mod reference;
 pub mod rng;
+pub mod schedule;
 pub mod train;
 
 pub use activation::{ACTIVATION_NAMES, Activation};

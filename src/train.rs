@@ -212,6 +212,23 @@ impl<'c> Trainer<'c> {
         }
     }
 
+    /// Sets the learning rate of the following steps (for a schedule, between epochs).
+    pub fn set_lr(&mut self, lr: f32) -> Result<()> {
+        match &mut self.engine {
+            Engine::Gpu(g) => g.mlp.set_lr(lr),
+            Engine::Cpu(mlp) => {
+                if !(lr.is_finite() && lr >= 0.0) {
+                    return Err(Error::config(
+                        "learning rate",
+                        format!("{lr} must be a finite number >= 0"),
+                    ));
+                }
+                mlp.optimizer.lr = lr;
+                Ok(())
+            }
+        }
+    }
+
     /// For standardised regression targets: the std of each target, so MSE, MAE and R² are
     /// reported in the targets' own units (the default scale is 1).
     pub fn set_target_scale(&mut self, scale: &[f32]) -> Result<()> {

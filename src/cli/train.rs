@@ -17,6 +17,7 @@ use wgmlp::config::{HostUse, parse_activations, parse_hidden};
 use wgmlp::data::csv::{ClassOrder, LabelOptions, TargetColumns};
 use wgmlp::infer::{self, Device, DeviceChoice};
 use wgmlp::plot::{self, Series};
+use wgmlp::schedule::{LrSchedule, ScheduleKind};
 use wgmlp::{
     Activation, Dataset, EpochMetrics, Error, GpuContext, Init, Loss, MlpConfig, Normalization,
     OptimizerConfig, OptimizerKind, RegressionMetrics, Result, Task, TrainOptions, Trainer,
@@ -71,6 +72,13 @@ pub struct TrainArgs {
     /// How string class labels are numbered: first-seen (default) or sorted.
     #[arg(long, default_value = "first-seen")]
     pub class_order: String,
+    /// Learning-rate schedule per epoch: constant (default), step:EVERY:GAMMA (the rate
+    /// times GAMMA every EVERY epochs) or cosine (down to 0 at the last epoch).
+    #[arg(long)]
+    pub lr_schedule: Option<String>,
+    /// Epochs of linear warmup before the schedule: epoch e runs at lr · e / (WARMUP + 1).
+    #[arg(long, value_parser = parse_count, allow_negative_numbers = true)]
+    pub warmup: Option<usize>,
     /// Hold out this fraction of the training data (stratified by class, seeded) as a
     /// validation set, evaluated every epoch; the test set is then evaluated at the end.
     #[arg(long, allow_negative_numbers = true)]
@@ -157,6 +165,8 @@ struct Settings {
     labels: LabelOptions,
     /// `val_accuracy` (true) or `val_loss` is what early stopping watches.
     monitor_accuracy: bool,
+    /// The learning-rate schedule over the run's epochs.
+    lr_schedule: LrSchedule,
     init: Init,
     standardize: bool,
     batch_size: usize,
@@ -180,6 +190,8 @@ struct Plan {
     held_out: &'static str,
     /// Early stopping's progress, when it is on.
     early: Option<EarlyStopState>,
+    /// The learning rate of each epoch.
+    lr_schedule: LrSchedule,
     /// Where the hidden widths come from, for memory errors: `--hidden` or the checkpoint.
     origin: String,
 }
@@ -390,6 +402,15 @@ fn settings(args: &TrainArgs, file_data: bool) -> Result<Settings> {
             "needs --save FILE.safetensors (or --resume FILE) to know where to write",
         ));
     }
+    let lr_schedule = LrSchedule {
+        kind: match &args.lr_schedule {
+            Some(k) => k.parse::<ScheduleKind>()?,
+            None => ScheduleKind::Constant,
+        },
+        warmup: args.warmup.unwrap_or(0),
+        epochs,
+    };
+    lr_schedule.validate()?;
     Ok(Settings {
         optimizer,
         hidden,
@@ -400,6 +421,7 @@ fn settings(args: &TrainArgs, file_data: bool) -> Result<Settings> {
         standardize_targets,
         labels,
         monitor_accuracy,
+        lr_schedule,
         init,
         standardize,
         batch_size,
@@ -577,6 +599,7 @@ fn plan(args: &TrainArgs, s: &Settings, train: &Dataset) -> Result<Plan> {
         input_divisor: None,
         held_out: "test",
         early: None,
+        lr_schedule: s.lr_schedule,
         origin: "--hidden".to_string(),
     })
 }
@@ -677,6 +700,9 @@ fn apply_resume(args: &TrainArgs, r: &Resume, plan: &mut Plan) -> Result<()> {
     plan.target_normalization = r.ckpt.target_normalization.clone();
     plan.class_names = r.ckpt.class_names.clone();
     plan.input_divisor = r.ckpt.input_divisor.or(plan.input_divisor);
+    if let (Some(sched), None, None) = (r.ckpt.lr_schedule, &args.lr_schedule, args.warmup) {
+        plan.lr_schedule = sched;
+    }
     if let Some(es) = &r.ckpt.early_stopping {
         if es.wait >= es.patience {
             return Err(Error::data(
@@ -971,6 +997,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 step: 0,
                 completed: trainer.epoch,
             });
+        }
+        let lr = plan.lr_schedule.lr(plan.optimizer.lr, trainer.epoch + 1);
+        if let Err(e) = trainer.set_lr(lr) {
+            break Err(e);
         }
         let m = match trainer.run_epoch() {
             Ok(m) => m,
@@ -1323,6 +1353,8 @@ fn write_outputs(r: &Report, final_json: serde_json::Value) -> Result<()> {
                 "init": c.init.to_string(),
                 "optimizer": r.plan.optimizer.kind.to_string(),
                 "lr": r.plan.optimizer.lr,
+                "lr_schedule": r.plan.lr_schedule.kind.to_string(),
+                "warmup": r.plan.lr_schedule.warmup,
                 "weight_decay": r.plan.optimizer.weight_decay,
                 "batch_size": r.plan.batch_size,
                 "epochs": r.plan.epochs,
@@ -1378,6 +1410,7 @@ fn save(
             target_normalization: plan.target_normalization.clone(),
             class_names: plan.class_names.clone(),
             input_divisor: plan.input_divisor,
+            lr_schedule: Some(plan.lr_schedule),
             early_stopping: plan
                 .early
                 .clone()

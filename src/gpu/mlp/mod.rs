@@ -380,6 +380,23 @@ impl<'c> GpuMlp<'c> {
         Ok(BatchLoss::from_state(&s))
     }
 
+    /// Sets the learning rate of the following steps (a learning-rate schedule calls it
+    /// between epochs): one write into the optimizer's uniform, applied at the next submit.
+    pub fn set_lr(&mut self, lr: f32) -> Result<()> {
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(Error::config(
+                "learning rate",
+                format!("{lr} must be a finite number >= 0"),
+            ));
+        }
+        self.optimizer.lr = lr;
+        let offset = std::mem::offset_of!(OptParams, lr) as u64;
+        self.ctx
+            .queue
+            .write_buffer(&self.opt_uniform, offset, bytemuck::bytes_of(&lr));
+        Ok(())
+    }
+
     /// The training state (step counter, divergence flag, running metrics).
     pub fn train_state(&self) -> Result<TrainState> {
         Ok(self.ctx.read::<TrainState>(&self.state, 1)?[0])
