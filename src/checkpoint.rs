@@ -380,6 +380,7 @@ fn serialize(ckpt: &Checkpoint, metrics: Option<&str>) -> Result<Vec<u8>> {
             ("beta2", o.beta2.to_string()),
             ("eps", o.eps.to_string()),
             ("weight_decay", o.weight_decay.to_string()),
+            ("clip_grad_norm", o.clip_norm.to_string()),
             ("optimizer_step", t.state.step.to_string()),
         ] {
             meta.insert(k.to_string(), v);
@@ -758,6 +759,10 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
             beta2: r.parse("beta2")?,
             eps: r.parse("eps")?,
             weight_decay: r.parse("weight_decay")?,
+            clip_norm: match meta.get("clip_grad_norm") {
+                None => 0.0,
+                Some(_) => r.parse("clip_grad_norm")?,
+            },
         };
         optimizer
             .validate()

@@ -106,6 +106,10 @@ pub struct TrainArgs {
     /// Weight decay (L2 for sgd/momentum/adam, decoupled for adamw).
     #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f32>,
+    /// Clip the gradients to this global L2 norm before each update (on the GPU; PyTorch's
+    /// clip_grad_norm_). Default: off.
+    #[arg(long, allow_negative_numbers = true)]
+    pub clip_grad_norm: Option<f32>,
     /// Samples per step. Default: 256 for file data, 64 for built-ins.
     #[arg(long, value_parser = parse_count, allow_negative_numbers = true)]
     pub batch_size: Option<usize>,
@@ -217,6 +221,15 @@ fn settings(args: &TrainArgs, file_data: bool) -> Result<Settings> {
     let mut optimizer = OptimizerConfig::new(optimizer_kind, lr);
     if let Some(wd) = args.weight_decay {
         optimizer.weight_decay = wd;
+    }
+    if let Some(c) = args.clip_grad_norm {
+        if !(c.is_finite() && c > 0.0) {
+            return Err(Error::config(
+                "--clip-grad-norm",
+                format!("{c} must be a positive number (the largest gradient norm, e.g. 1.0)"),
+            ));
+        }
+        optimizer.clip_norm = c;
     }
     optimizer.validate()?;
     let hidden = match &args.hidden {
@@ -695,6 +708,9 @@ fn apply_resume(args: &TrainArgs, r: &Resume, plan: &mut Plan) -> Result<()> {
     plan.config = r.ckpt.config.clone();
     if args.optimizer.is_none() && args.lr.is_none() && args.weight_decay.is_none() {
         plan.optimizer = r.training.optimizer;
+        if let Some(c) = args.clip_grad_norm {
+            plan.optimizer.clip_norm = c;
+        }
     }
     plan.normalization = r.ckpt.normalization.clone();
     plan.target_normalization = r.ckpt.target_normalization.clone();
@@ -1356,6 +1372,7 @@ fn write_outputs(r: &Report, final_json: serde_json::Value) -> Result<()> {
                 "lr_schedule": r.plan.lr_schedule.kind.to_string(),
                 "warmup": r.plan.lr_schedule.warmup,
                 "weight_decay": r.plan.optimizer.weight_decay,
+                "clip_grad_norm": r.plan.optimizer.clip_norm,
                 "batch_size": r.plan.batch_size,
                 "epochs": r.plan.epochs,
                 "seed": c.seed,

@@ -32,6 +32,8 @@ pub const OPTIM_WGSL: &str = include_str!("../../shaders/optim.wgsl");
 pub const GATHER_WGSL: &str = include_str!("../../shaders/gather.wgsl");
 /// `shaders/alpha.wgsl`.
 pub const ALPHA_WGSL: &str = include_str!("../../shaders/alpha.wgsl");
+/// `shaders/clip.wgsl`.
+pub const CLIP_WGSL: &str = include_str!("../../shaders/clip.wgsl");
 /// `shaders/transpose.wgsl`.
 pub const TRANSPOSE_WGSL: &str = include_str!("../../shaders/transpose.wgsl");
 
@@ -51,6 +53,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("gather.wgsl", GATHER_WGSL),
     ("alpha.wgsl", ALPHA_WGSL),
     ("transpose.wgsl", TRANSPOSE_WGSL),
+    ("clip.wgsl", CLIP_WGSL),
 ];
 
 /// How a kernel uses one binding.
@@ -111,6 +114,10 @@ pub enum Kernel {
     ReduceAlpha,
     /// Wᵀ of one layer, for dX on the forward cores.
     Transpose,
+    /// Gradient clipping: partial sums of squares of the gradients.
+    ClipPartial,
+    /// Gradient clipping: the global norm and this step's gradient factor.
+    ClipFinish,
 }
 
 impl Kernel {
@@ -138,6 +145,8 @@ impl Kernel {
         Kernel::Gather,
         Kernel::ReduceAlpha,
         Kernel::Transpose,
+        Kernel::ClipPartial,
+        Kernel::ClipFinish,
     ];
 
     /// A short name (labels, error messages).
@@ -165,6 +174,8 @@ impl Kernel {
             Kernel::Gather => "gather.gather",
             Kernel::ReduceAlpha => "alpha.reduce_alpha",
             Kernel::Transpose => "transpose.transpose",
+            Kernel::ClipPartial => "clip.partial",
+            Kernel::ClipFinish => "clip.finish",
         }
     }
 
@@ -193,6 +204,8 @@ impl Kernel {
             Kernel::Gather => "gather",
             Kernel::ReduceAlpha => "reduce_alpha",
             Kernel::Transpose => "transpose",
+            Kernel::ClipPartial => "partial",
+            Kernel::ClipFinish => "finish",
         }
     }
 
@@ -217,6 +230,7 @@ impl Kernel {
             Kernel::Gather => GATHER_WGSL,
             Kernel::ReduceAlpha => ALPHA_WGSL,
             Kernel::Transpose => TRANSPOSE_WGSL,
+            Kernel::ClipPartial | Kernel::ClipFinish => CLIP_WGSL,
         };
         // A file that calls act4()/act_grad4() says so in its header.
         if own.contains("activations.wgsl prepended") {
@@ -283,6 +297,13 @@ impl Kernel {
                 (5, Uniform),
             ],
             Kernel::Transpose => &[(0, Read), (1, ReadWrite), (2, Uniform)],
+            Kernel::ClipPartial | Kernel::ClipFinish => &[
+                (0, Read),
+                (1, ReadWrite),
+                (2, ReadWrite),
+                (3, Uniform),
+                (4, Uniform),
+            ],
         }
     }
 

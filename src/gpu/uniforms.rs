@@ -107,6 +107,14 @@ pub struct OptParams {
     pub eps: f32,
     /// Weight decay.
     pub weight_decay: f32,
+    /// Gradient clipping by global norm (0: off).
+    pub clip_norm: f32,
+    /// Padding.
+    pub _pad0: u32,
+    /// Padding.
+    pub _pad1: u32,
+    /// Padding.
+    pub _pad2: u32,
 }
 
 /// `TrainState`: the running state shared by `loss.wgsl` and `optim.wgsl`.
@@ -133,8 +141,8 @@ pub struct TrainState {
     pub sq_err: f32,
     /// Regression: Σ absolute error over outputs and samples, in the targets' units.
     pub abs_err: f32,
-    /// Padding.
-    pub _pad1: u32,
+    /// Gradient clipping: this step's factor, written by `clip.wgsl`.
+    pub grad_scale: f32,
     /// Padding.
     pub _pad2: u32,
 }
@@ -154,6 +162,20 @@ impl TrainState {
 pub const METRICS_OFFSET: u64 = offset_of!(TrainState, loss_sum) as u64;
 /// Size of `TrainState` in bytes.
 pub const STATE_BYTES: u64 = size_of::<TrainState>() as u64;
+
+/// `ClipDims`: the blocks of gradient clipping's sum of squares.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct ClipDims {
+    /// Gradients.
+    pub n: u32,
+    /// Gradients per workgroup of the partial sums.
+    pub per_group: u32,
+    /// Workgroups (partial sums).
+    pub groups: u32,
+    /// Padding.
+    pub _pad0: u32,
+}
 
 /// `GatherDims`: a batch gather from one row chunk of a dataset.
 #[repr(C)]
@@ -250,16 +272,30 @@ pub const MIRRORS: &[Mirror] = &[
     mirror!(
         "OptParams",
         OptParams,
-        [n, kind, lr, momentum, beta1, beta2, eps, weight_decay]
+        [
+            n,
+            kind,
+            lr,
+            momentum,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            clip_norm,
+            _pad0,
+            _pad1,
+            _pad2
+        ]
     ),
     mirror!(
         "TrainState",
         TrainState,
         [
             step, diverged, bad_step, bad_loss, loss_sum, correct, count, _pad0, sq_err, abs_err,
-            _pad1, _pad2
+            grad_scale, _pad2
         ]
     ),
+    mirror!("ClipDims", ClipDims, [n, per_group, groups, _pad0]),
     mirror!(
         "GatherDims",
         GatherDims,

@@ -55,6 +55,8 @@ pub struct GpuMlp<'c> {
     dz: Vec<wgpu::Buffer>,
     /// grad_input's partial sums of dα, one per invocation of its largest grid.
     partials: wgpu::Buffer,
+    /// Gradient clipping's partial sums of squares (one per workgroup).
+    clip_partials: wgpu::Buffer,
     /// The forward and dW/db core of each layer.
     variants: Vec<MatmulVariant>,
     /// The forward core that computes dZ of the layer before each layer.
@@ -164,6 +166,10 @@ impl<'c> GpuMlp<'c> {
                     beta2: optimizer.beta2,
                     eps: optimizer.eps,
                     weight_decay: optimizer.weight_decay,
+                    clip_norm: optimizer.clip_norm,
+                    _pad0: 0,
+                    _pad1: 0,
+                    _pad2: 0,
                 },
             ),
             xb: act_buf("xb", config.input),
@@ -178,6 +184,7 @@ impl<'c> GpuMlp<'c> {
             y: layers.iter().map(|l| act_buf("y", l.fan_out)).collect(),
             dz: layers.iter().map(|l| act_buf("dz", l.fan_out)).collect(),
             partials: ctx.storage_zeroed("alpha_partials", bytes(partials_len)),
+            clip_partials: ctx.storage_zeroed("clip_partials", bytes(plan::clip_groups(n).max(1))),
             layers,
             variants,
             grad_input_variants,

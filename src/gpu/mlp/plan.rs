@@ -9,7 +9,7 @@ use crate::gpu::context::GpuContext;
 use crate::gpu::dataset::GpuDataset;
 use crate::gpu::kernels::{Dispatch, Kernel, PipelineKey};
 use crate::gpu::matmul::{self, ForwardOperands, GRAD_INPUT_WORKGROUP};
-use crate::gpu::uniforms::{AlphaDims, GatherDims, LayerDims, LossDims};
+use crate::gpu::uniforms::{AlphaDims, ClipDims, GatherDims, LayerDims, LossDims};
 
 use super::GpuMlp;
 
@@ -17,6 +17,14 @@ use super::GpuMlp;
 const LOSS_WORKGROUP: usize = 256;
 /// Invocations per workgroup of the optimizer update and the gather.
 const FLAT_WORKGROUP: u32 = 256;
+/// Gradients per workgroup of gradient clipping's partial sums (each invocation sums
+/// CLIP_PER_GROUP / 256 = 64 of them).
+const CLIP_PER_GROUP: usize = 256 * 64;
+
+/// Workgroups (partial sums) of gradient clipping over `n` gradients.
+pub(super) fn clip_groups(n: usize) -> usize {
+    n.div_ceil(CLIP_PER_GROUP)
+}
 
 /// Which running state and mode the loss kernel uses.
 #[derive(Clone, Copy)]
@@ -257,9 +265,61 @@ impl GpuMlp<'_> {
         Ok(out)
     }
 
-    /// The optimizer's tick and update over the flat parameter buffer.
+    /// Gradient clipping's two dispatches: partial sums of squares, then the factor.
+    fn clip_dispatches(&self) -> Result<Vec<Dispatch>> {
+        let ctx = self.ctx;
+        let n = self.config.n_params();
+        let groups = clip_groups(n).max(1);
+        ctx.check_loop_trip(
+            "the gradient-norm reduction",
+            (groups / 256 + 16) as u64,
+            "use fewer parameters",
+        )?;
+        let dims = ctx.uniform(
+            "clip",
+            &ClipDims {
+                n: n as u32,
+                per_group: CLIP_PER_GROUP as u32,
+                groups: groups as u32,
+                _pad0: 0,
+            },
+        );
+        let bindings = [
+            (0, &self.grads),
+            (1, &self.clip_partials),
+            (2, &self.state),
+            (3, &self.opt_uniform),
+            (4, &dims),
+        ];
+        let (x, y) = ctx.grid_1d(groups as u32);
+        if y > ctx.max_workgroups_per_dim {
+            return Err(Error::shape("gradient clipping", "fewer parameters", n));
+        }
+        Ok(vec![
+            Dispatch::new(
+                Kernel::ClipPartial,
+                ctx.pipeline(&PipelineKey::new(Kernel::ClipPartial))?,
+                ctx.bind_group(Kernel::ClipPartial, &bindings),
+                (x, y, 1),
+            ),
+            Dispatch::new(
+                Kernel::ClipFinish,
+                ctx.pipeline(&PipelineKey::new(Kernel::ClipFinish))?,
+                ctx.bind_group(Kernel::ClipFinish, &bindings),
+                (1, 1, 1),
+            ),
+        ])
+    }
+
+    /// The optimizer's tick and update over the flat parameter buffer (after gradient
+    /// clipping's two dispatches when it is on).
     pub(super) fn update_dispatches(&self) -> Result<Vec<Dispatch>> {
         let ctx = self.ctx;
+        let mut out = if self.optimizer.clip_norm > 0.0 {
+            self.clip_dispatches()?
+        } else {
+            Vec::new()
+        };
         let tick = Dispatch::new(
             Kernel::OptTick,
             ctx.pipeline(&PipelineKey::new(Kernel::OptTick))?,
@@ -282,7 +342,8 @@ impl GpuMlp<'_> {
             ),
             flat_grid(ctx, "optimizer update", self.config.n_params())?,
         );
-        Ok(vec![tick, update])
+        out.extend([tick, update]);
+        Ok(out)
     }
 
     /// The gather of `batch` rows from `data` into this model's input (one dispatch per row
