@@ -117,3 +117,15 @@ struct ClipDims {
     groups: u32,
     _pad0: u32,
 }
+
+// Inverted dropout on n values of a hidden layer (dropout.wgsl).
+struct DropoutDims {
+    n: u32,
+    layer: u32,
+    seed: u32,
+    p: f32,
+    scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}

@@ -294,6 +294,9 @@ fn serialize(ckpt: &Checkpoint, metrics: Option<&str>) -> Result<Vec<u8>> {
     if c.learn_prelu {
         meta.insert("learn_prelu".into(), "true".into());
     }
+    if c.dropout > 0.0 {
+        meta.insert("dropout".into(), c.dropout.to_string());
+    }
     if let Some(norm) = &ckpt.normalization {
         if norm.mean.len() != c.input || norm.std.len() != c.input {
             let got = format!("{} means and {} stds", norm.mean.len(), norm.std.len());
@@ -604,6 +607,10 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
         loss: r.parse("loss")?,
         init: r.parse("init")?,
         seed: r.parse("seed")?,
+        dropout: match meta.get("dropout") {
+            None => 0.0,
+            Some(_) => r.parse("dropout")?,
+        },
         learn_prelu: match meta.get("learn_prelu").map(String::as_str) {
             None | Some("false") => false,
             Some("true") => true,

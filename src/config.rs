@@ -182,6 +182,8 @@ pub struct MlpConfig {
     /// Whether each pReLU layer learns its slope α (one parameter per layer, as PyTorch's
     /// `nn.PReLU()`); when false α is the fixed value of the activation.
     pub learn_prelu: bool,
+    /// Inverted dropout probability after every hidden layer during training (0: none).
+    pub dropout: f32,
 }
 
 impl MlpConfig {
@@ -197,6 +199,7 @@ impl MlpConfig {
             init: Init::Auto,
             seed: 42,
             learn_prelu: false,
+            dropout: 0.0,
         }
     }
 
@@ -248,6 +251,21 @@ impl MlpConfig {
             return Err(Error::config(
                 "output",
                 "the output width must be at least 1",
+            ));
+        }
+        if !(self.dropout >= 0.0 && self.dropout < 1.0) {
+            return Err(Error::config(
+                "--dropout",
+                format!(
+                    "{} is not a probability below 1 (0 keeps every unit; 0.5 drops half)",
+                    self.dropout
+                ),
+            ));
+        }
+        if self.dropout > 0.0 && self.learn_prelu {
+            return Err(Error::config(
+                "--dropout",
+                "does not combine with --learn-prelu yet (the slope's gradient would miss the mask); drop one",
             ));
         }
         match (self.task, self.loss) {

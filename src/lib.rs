@@ -21,6 +21,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod dropout;
 pub mod error;
 pub mod fsutil;
 pub mod gpu;

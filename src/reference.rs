@@ -121,8 +121,27 @@ impl<T: Real> CpuMlp<T> {
         }
     }
 
-    /// Forward pass keeping what the backward pass needs.
+    /// Forward pass keeping what the backward pass needs (no dropout: inference).
     pub fn forward_cache(&self, x: &[T], batch: usize) -> Result<ForwardCache<T>> {
+        self.forward_with(x, batch, false)
+    }
+
+    /// The dropout factor (0 or 1 / (1 − p)) of element `i` of hidden layer `layer`'s batch
+    /// at the current optimizer step, as `shaders/dropout.wgsl` draws it.
+    fn dropout_factor(&self, layer: usize, i: usize) -> T {
+        use crate::dropout;
+        let p = self.config.dropout;
+        let seed = dropout::mask_seed(self.config.seed);
+        if dropout::keep(seed, self.state.step as u32, layer as u32, i as u32, p) {
+            T::from_f64(f64::from(dropout::scale(p)))
+        } else {
+            T::ZERO
+        }
+    }
+
+    /// Forward pass; with `training` and dropout on, every hidden layer's output is
+    /// multiplied by its mask (so the next layer's input is the dropped one).
+    fn forward_with(&self, x: &[T], batch: usize, training: bool) -> Result<ForwardCache<T>> {
         self.check_batch(x, None, batch)?;
         let mut inputs = Vec::with_capacity(self.layers.len());
         let mut zs = Vec::with_capacity(self.layers.len());
@@ -130,10 +149,16 @@ impl<T: Real> CpuMlp<T> {
         for layer in &self.layers {
             let z = affine(&self.params, layer, &cur, batch);
             let p = self.act_param(layer);
-            let y: Vec<T> = z
+            let mut y: Vec<T> = z
                 .iter()
                 .map(|&v| layer.activation.forward_with_param(v, p))
                 .collect();
+            let l = inputs.len();
+            if training && self.config.dropout > 0.0 && l + 1 < self.layers.len() {
+                for (i, v) in y.iter_mut().enumerate() {
+                    *v *= self.dropout_factor(l, i);
+                }
+            }
             inputs.push(std::mem::replace(&mut cur, y));
             zs.push(z);
         }
@@ -168,7 +193,7 @@ impl<T: Real> CpuMlp<T> {
         batch: usize,
     ) -> Result<(BatchLoss<T>, Vec<T>)> {
         check_target(&self.config, x.len(), Some(target), batch)?;
-        let cache = self.forward_cache(x, batch)?;
+        let cache = self.forward_with(x, batch, true)?;
         let (loss, mut dz) = self.batch_loss(&cache.output, target, batch, true);
         let mut grads = vec![T::ZERO; self.params.len()];
         for l in (0..self.layers.len()).rev() {
@@ -202,6 +227,9 @@ impl<T: Real> CpuMlp<T> {
                         }
                         let zv = z_prev[b * k + i];
                         next[b * k + i] = s * act.grad_with_param(zv, p);
+                        if self.config.dropout > 0.0 {
+                            next[b * k + i] *= self.dropout_factor(l - 1, b * k + i);
+                        }
                         d_alpha += s * act.grad_param(zv);
                     }
                 }

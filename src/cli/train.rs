@@ -106,6 +106,11 @@ pub struct TrainArgs {
     /// Weight decay (L2 for sgd/momentum/adam, decoupled for adamw).
     #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f32>,
+    /// Inverted dropout after every hidden layer while training, with this probability
+    /// (0 ≤ P < 1; masks from a counter-based hash, the same on the GPU and the CPU). Off in
+    /// evaluation and prediction.
+    #[arg(long, allow_negative_numbers = true)]
+    pub dropout: Option<f32>,
     /// Clip the gradients to this global L2 norm before each update (on the GPU; PyTorch's
     /// clip_grad_norm_). Default: off.
     #[arg(long, allow_negative_numbers = true)]
@@ -594,6 +599,7 @@ fn plan(args: &TrainArgs, s: &Settings, train: &Dataset) -> Result<Plan> {
         .with_task(task);
     config.activations = s.activations.clone();
     config.learn_prelu = args.learn_prelu;
+    config.dropout = args.dropout.unwrap_or(0.0);
     if let Some(loss) = s.loss {
         config.loss = loss;
     }
@@ -706,6 +712,10 @@ fn apply_resume(args: &TrainArgs, r: &Resume, plan: &mut Plan) -> Result<()> {
         ));
     }
     plan.config = r.ckpt.config.clone();
+    if let Some(p) = args.dropout {
+        plan.config.dropout = p;
+        plan.config.validate()?;
+    }
     if args.optimizer.is_none() && args.lr.is_none() && args.weight_decay.is_none() {
         plan.optimizer = r.training.optimizer;
         if let Some(c) = args.clip_grad_norm {
@@ -1363,6 +1373,7 @@ fn write_outputs(r: &Report, final_json: serde_json::Value) -> Result<()> {
                 "widths": c.widths(),
                 "activations": c.activations.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "learn_prelu": c.learn_prelu,
+                "dropout": c.dropout,
                 "task": c.task.to_string(),
                 "loss": c.loss.to_string(),
                 "normalize_targets": if r.plan.target_normalization.is_some() { "standard" } else { "none" },

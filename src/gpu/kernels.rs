@@ -34,6 +34,8 @@ pub const GATHER_WGSL: &str = include_str!("../../shaders/gather.wgsl");
 pub const ALPHA_WGSL: &str = include_str!("../../shaders/alpha.wgsl");
 /// `shaders/clip.wgsl`.
 pub const CLIP_WGSL: &str = include_str!("../../shaders/clip.wgsl");
+/// `shaders/dropout.wgsl`.
+pub const DROPOUT_WGSL: &str = include_str!("../../shaders/dropout.wgsl");
 /// `shaders/transpose.wgsl`.
 pub const TRANSPOSE_WGSL: &str = include_str!("../../shaders/transpose.wgsl");
 
@@ -54,6 +56,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("alpha.wgsl", ALPHA_WGSL),
     ("transpose.wgsl", TRANSPOSE_WGSL),
     ("clip.wgsl", CLIP_WGSL),
+    ("dropout.wgsl", DROPOUT_WGSL),
 ];
 
 /// How a kernel uses one binding.
@@ -118,6 +121,8 @@ pub enum Kernel {
     ClipPartial,
     /// Gradient clipping: the global norm and this step's gradient factor.
     ClipFinish,
+    /// Inverted dropout in place, masks from a counter-based hash.
+    Dropout,
 }
 
 impl Kernel {
@@ -147,6 +152,7 @@ impl Kernel {
         Kernel::Transpose,
         Kernel::ClipPartial,
         Kernel::ClipFinish,
+        Kernel::Dropout,
     ];
 
     /// A short name (labels, error messages).
@@ -176,6 +182,7 @@ impl Kernel {
             Kernel::Transpose => "transpose.transpose",
             Kernel::ClipPartial => "clip.partial",
             Kernel::ClipFinish => "clip.finish",
+            Kernel::Dropout => "dropout.dropout",
         }
     }
 
@@ -206,6 +213,7 @@ impl Kernel {
             Kernel::Transpose => "transpose",
             Kernel::ClipPartial => "partial",
             Kernel::ClipFinish => "finish",
+            Kernel::Dropout => "dropout",
         }
     }
 
@@ -231,6 +239,7 @@ impl Kernel {
             Kernel::ReduceAlpha => ALPHA_WGSL,
             Kernel::Transpose => TRANSPOSE_WGSL,
             Kernel::ClipPartial | Kernel::ClipFinish => CLIP_WGSL,
+            Kernel::Dropout => DROPOUT_WGSL,
         };
         // A file that calls act4()/act_grad4() says so in its header.
         if own.contains("activations.wgsl prepended") {
@@ -297,6 +306,7 @@ impl Kernel {
                 (5, Uniform),
             ],
             Kernel::Transpose => &[(0, Read), (1, ReadWrite), (2, Uniform)],
+            Kernel::Dropout => &[(0, ReadWrite), (1, Read), (2, Uniform)],
             Kernel::ClipPartial | Kernel::ClipFinish => &[
                 (0, Read),
                 (1, ReadWrite),

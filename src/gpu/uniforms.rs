@@ -177,6 +177,28 @@ pub struct ClipDims {
     pub _pad0: u32,
 }
 
+/// `DropoutDims`: inverted dropout on `n` values of hidden layer `layer`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct DropoutDims {
+    /// Values (batch × width).
+    pub n: u32,
+    /// Hidden layer index (part of the mask's hash).
+    pub layer: u32,
+    /// `dropout::mask_seed` of the model seed.
+    pub seed: u32,
+    /// Drop probability.
+    pub p: f32,
+    /// 1 / (1 − p).
+    pub scale: f32,
+    /// Padding.
+    pub _pad0: u32,
+    /// Padding.
+    pub _pad1: u32,
+    /// Padding.
+    pub _pad2: u32,
+}
+
 /// `GatherDims`: a batch gather from one row chunk of a dataset.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -296,6 +318,11 @@ pub const MIRRORS: &[Mirror] = &[
         ]
     ),
     mirror!("ClipDims", ClipDims, [n, per_group, groups, _pad0]),
+    mirror!(
+        "DropoutDims",
+        DropoutDims,
+        [n, layer, seed, p, scale, _pad0, _pad1, _pad2]
+    ),
     mirror!(
         "GatherDims",
         GatherDims,

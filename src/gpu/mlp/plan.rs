@@ -9,7 +9,7 @@ use crate::gpu::context::GpuContext;
 use crate::gpu::dataset::GpuDataset;
 use crate::gpu::kernels::{Dispatch, Kernel, PipelineKey};
 use crate::gpu::matmul::{self, ForwardOperands, GRAD_INPUT_WORKGROUP};
-use crate::gpu::uniforms::{AlphaDims, ClipDims, GatherDims, LayerDims, LossDims};
+use crate::gpu::uniforms::{AlphaDims, ClipDims, DropoutDims, GatherDims, LayerDims, LossDims};
 
 use super::GpuMlp;
 
@@ -112,6 +112,10 @@ impl GpuMlp<'_> {
                     false,
                 )?);
             }
+            if self.config.dropout > 0.0 && l + 1 < self.layers.len() {
+                let d = self.dropout_dispatch(&self.y[l], batch * layer.fan_out, l)?;
+                plan.forward_train.push(d);
+            }
         }
         for l in (0..self.layers.len()).rev() {
             plan.backward.extend(self.backward_dispatches(batch, l)?);
@@ -173,9 +177,42 @@ impl GpuMlp<'_> {
                     },
                     true,
                 )?);
+                if self.config.dropout > 0.0 {
+                    // dZ_prev = (dZ·Wᵀ ⊙ mask·scale) ⊙ act'(Z_prev): the mask commutes.
+                    out.push(self.dropout_dispatch(
+                        &self.dz[l - 1],
+                        batch * prev.fan_out,
+                        l - 1,
+                    )?);
+                }
             }
         }
         Ok(out)
+    }
+
+    /// Inverted dropout in place on `n` values of hidden layer `layer` (its Y or its dZ).
+    fn dropout_dispatch(&self, buf: &wgpu::Buffer, n: usize, layer: usize) -> Result<Dispatch> {
+        let ctx = self.ctx;
+        let p = self.config.dropout;
+        let dims = ctx.uniform(
+            "dropout",
+            &DropoutDims {
+                n: n as u32,
+                layer: layer as u32,
+                seed: crate::dropout::mask_seed(self.config.seed),
+                p,
+                scale: crate::dropout::scale(p),
+                _pad0: 0,
+                _pad1: 0,
+                _pad2: 0,
+            },
+        );
+        Ok(Dispatch::new(
+            Kernel::Dropout,
+            ctx.pipeline(&PipelineKey::new(Kernel::Dropout))?,
+            ctx.bind_group(Kernel::Dropout, &[(0, buf), (1, &self.state), (2, &dims)]),
+            flat_grid(ctx, "dropout", n)?,
+        ))
     }
 
     fn reduce_alpha_dispatch(
