@@ -141,6 +141,46 @@ pub struct Evaluation {
     pub confusion: Vec<Vec<usize>>,
 }
 
+/// Per-class precision, recall and F1 from a confusion matrix (`confusion[true][predicted]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassReport {
+    /// TP / (TP + FP): of the samples predicted as the class, the share that are (0 when
+    /// nothing was predicted as it).
+    pub precision: f32,
+    /// TP / (TP + FN): of the class's samples, the share found (0 when it has none).
+    pub recall: f32,
+    /// Harmonic mean of precision and recall (0 when both are 0).
+    pub f1: f32,
+    /// Samples of the class (TP + FN).
+    pub support: usize,
+}
+
+/// The per-class report of a confusion matrix, as scikit-learn's `classification_report`
+/// (with `zero_division=0`).
+pub fn class_report(confusion: &[Vec<usize>]) -> Vec<ClassReport> {
+    let c = confusion.len();
+    (0..c)
+        .map(|k| {
+            let tp = confusion[k][k] as f64;
+            let support: usize = confusion[k].iter().sum();
+            let predicted: usize = confusion.iter().map(|row| row[k]).sum();
+            let ratio = |a: f64, b: usize| if b == 0 { 0.0 } else { a / b as f64 };
+            let (p, r) = (ratio(tp, predicted), ratio(tp, support));
+            let f1 = if p + r == 0.0 {
+                0.0
+            } else {
+                2.0 * p * r / (p + r)
+            };
+            ClassReport {
+                precision: p as f32,
+                recall: r as f32,
+                f1: f1 as f32,
+                support,
+            }
+        })
+        .collect()
+}
+
 /// Evaluates `params` on `data` (features already normalised as the model expects).
 pub fn evaluate(
     device: Device,
@@ -265,4 +305,29 @@ pub fn evaluate_regression(
             data.target_sum_of_squares(None),
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hand-computed from a 3-class matrix in which class 2 never appears.
+    #[test]
+    fn class_report_matches_hand_values() {
+        // rows: true class; columns: predicted
+        let m = vec![vec![2, 1, 0], vec![1, 1, 0], vec![0, 0, 0]];
+        let r = class_report(&m);
+        // class 0: TP 2, predicted 3, support 3
+        assert!(
+            (r[0].precision - 2.0 / 3.0).abs() < 1e-6 && (r[0].recall - 2.0 / 3.0).abs() < 1e-6
+        );
+        assert!((r[0].f1 - 2.0 / 3.0).abs() < 1e-6 && r[0].support == 3);
+        // class 1: TP 1, predicted 2, support 2
+        assert!((r[1].precision - 0.5).abs() < 1e-6 && (r[1].recall - 0.5).abs() < 1e-6);
+        // class 2: nothing predicted, no support: all 0
+        assert_eq!(
+            (r[2].precision, r[2].recall, r[2].f1, r[2].support),
+            (0.0, 0.0, 0.0, 0)
+        );
+    }
 }

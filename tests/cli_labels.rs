@@ -86,8 +86,17 @@ fn string_labels_in_the_last_column_train_and_predict_prints_class_names() {
         .lines()
         .skip_while(|l| !l.starts_with("confusion"))
         .collect();
+    assert!(
+        rows[1].contains("precision") && rows[1].contains("f1"),
+        "{out}"
+    );
     for (i, name) in SPECIES.iter().enumerate() {
         assert!(rows[1].contains(name), "{out}");
+        // Every sample right: precision, recall and F1 1, support 20.
+        assert!(
+            rows[2 + i].ends_with("1.0000  1.0000  1.0000       20"),
+            "{out}"
+        );
         let cells: Vec<&str> = rows[2 + i].split_whitespace().collect();
         assert_eq!(cells[0], *name, "{out}");
         assert_eq!(cells[1 + i], "20", "{out}");

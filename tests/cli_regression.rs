@@ -93,6 +93,7 @@ fn wave_regression_reaches_r2_095_on_gpu_and_cpu_and_they_agree() {
         assert_eq!(epochs.len(), 40);
         assert!(epochs[0]["train_r2"].is_number() && epochs[39]["test_mae"].is_number());
         assert_eq!(json(&g)["config"]["task"], "regress");
+        assert!(json(&g)["notes"]["final.train_loss"].is_string());
         // eval on the test CSV reproduces the last epoch's test metrics (the model is saved
         // after it): both are the same forward pass over the same rows.
         let model = dir.join("model-gpu.safetensors");

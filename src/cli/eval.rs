@@ -226,10 +226,24 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
         let header: Vec<String> = (0..config.output)
             .map(|c| format!("{:>width$}", short(c)))
             .collect();
-        println!("{:>width$}{}", "", header.join(""));
+        let report = infer::class_report(&ev.confusion);
+        println!(
+            "{:>width$}{}   precision  recall      f1  support",
+            "",
+            header.join("")
+        );
         for (c, row) in ev.confusion.iter().enumerate() {
             let cells: Vec<String> = row.iter().map(|v| format!("{v:>width$}")).collect();
-            println!("{:>width$}{}", short(c), cells.join(""));
+            let r = &report[c];
+            println!(
+                "{:>width$}{}   {:>9.4} {:>7.4} {:>7.4} {:>8}",
+                short(c),
+                cells.join(""),
+                r.precision,
+                r.recall,
+                r.f1,
+                r.support
+            );
         }
     }
     if let Some(path) = &args.metrics_json {
@@ -244,6 +258,13 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
                 "accuracy": ev.accuracy,
                 "confusion": ev.confusion,
                 "class_names": ckpt.class_names,
+                "per_class": infer::class_report(&ev.confusion)
+                    .iter()
+                    .map(|r| serde_json::json!({
+                        "precision": r.precision, "recall": r.recall, "f1": r.f1,
+                        "support": r.support,
+                    }))
+                    .collect::<Vec<_>>(),
             }),
         )?;
         println!("wrote {}", path.display());

@@ -1393,6 +1393,11 @@ fn write_outputs(r: &Report, final_json: serde_json::Value) -> Result<()> {
             },
             "epochs": r.history.iter().map(|m| epoch_json(m, r.plan.held_out)).collect::<Vec<_>>(),
             "final": final_json,
+            "notes": {
+                "epochs.train_loss": "running: the mean over the epoch's batches, each measured with the parameters as they were at that step (while they changed), as PyTorch loops usually report it",
+                "final.train_loss": "clean: one pass over the whole training set with the final parameters after training, no updates and no dropout; it is usually lower than the last epoch's running value",
+                "held_out": if r.plan.held_out == "val" { "epochs.val_* are the validation set's after each epoch; final.test_* the test set's, evaluated once at the end" } else { "epochs.test_* are the test set's after each epoch; final.test_* are the last epoch's" },
+            },
         });
         write_json(path, &value)?;
         println!("wrote {}", path.display());
