@@ -9,6 +9,8 @@
 // otherwise the step counter advances. So a training step is three dispatches: fused, this,
 // and optim.wgsl's `update`.
 //
+// Needs structs.wgsl prepended (the host does it): TrainState is the shared one.
+//
 // Bindings (group 0), entry `reduce`
 //   0 partials: array<vec4<f32>>  read        [slots × stride / 4]
 //   1 grads:    array<vec4<f32>>  read_write  flat gradients
@@ -29,17 +31,6 @@ struct ReduceDims {
     flags: u32,
     _pad0: u32,
     _pad1: u32,
-}
-
-struct TrainState {
-    step: u32,
-    diverged: u32,
-    bad_step: u32,
-    bad_loss: f32,
-    loss_sum: f32,
-    correct: u32,
-    count: u32,
-    _pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read> partials: array<vec4<f32>>;

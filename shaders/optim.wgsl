@@ -7,6 +7,9 @@
 //              p ← p − lr · (m / (1−β1^t)) / (√(v / (1−β2^t)) + ε)
 //   adamw:     p ← p·(1 − lr·wd), then adam without the wd·p term (decoupled weight decay)
 //
+// With opt.clip_norm > 0 every gradient is first multiplied by state.grad_scale, which
+// clip.wgsl computed from the global norm this step (PyTorch: clip_grad_norm_ before step).
+//
 // The loss kernel advances the step counter t before `update` runs (loss.wgsl, dims.tick); both
 // do nothing once the loss kernel has marked the run as diverged, so the last good parameters
 // stay.
@@ -43,6 +46,9 @@ fn update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     }
     var p = params[i];
     var g = grads[i];
+    if opt.clip_norm > 0.0 {
+        g *= state.grad_scale;
+    }
     switch opt.kind {
         case OPT_SGD: {
             g += opt.weight_decay * p;

@@ -12,14 +12,52 @@ use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 
+/// What the model predicts: a class (one output per class) or real-valued targets (one
+/// output per target column).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Task {
+    /// Classification: integer labels, arg-max of the outputs, accuracy.
+    #[default]
+    Classify,
+    /// Regression: float targets, the outputs are the predictions, MSE/MAE/R².
+    Regress,
+}
+
+impl fmt::Display for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Task::Classify => "classify",
+            Task::Regress => "regress",
+        })
+    }
+}
+
+impl FromStr for Task {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "classify" | "classification" => Ok(Task::Classify),
+            "regress" | "regression" => Ok(Task::Regress),
+            _ => Err(Error::config(
+                "--task",
+                format!("unknown task {s:?}; choose classify or regress"),
+            )),
+        }
+    }
+}
+
 /// The training loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Loss {
     /// Softmax cross-entropy over the logits, averaged over the batch.
     CrossEntropy,
-    /// Mean squared error between the outputs and the one-hot target, averaged over
-    /// every element (batch × outputs), as PyTorch's `MSELoss` does.
+    /// Mean squared error averaged over every element (batch × outputs), as PyTorch's
+    /// `MSELoss`: against the one-hot class for classification, the targets for regression.
     Mse,
+    /// Mean absolute error against the targets (regression), as PyTorch's `L1Loss`.
+    L1,
+    /// Huber loss with δ = 1 against the targets (regression), as PyTorch's `HuberLoss`.
+    Huber,
 }
 
 impl fmt::Display for Loss {
@@ -27,6 +65,8 @@ impl fmt::Display for Loss {
         f.write_str(match self {
             Loss::CrossEntropy => "ce",
             Loss::Mse => "mse",
+            Loss::L1 => "l1",
+            Loss::Huber => "huber",
         })
     }
 }
@@ -37,10 +77,25 @@ impl FromStr for Loss {
         match s.trim().to_ascii_lowercase().as_str() {
             "ce" | "cross_entropy" | "crossentropy" => Ok(Loss::CrossEntropy),
             "mse" => Ok(Loss::Mse),
+            "l1" | "mae" => Ok(Loss::L1),
+            "huber" => Ok(Loss::Huber),
             _ => Err(Error::config(
                 "--loss",
-                format!("unknown loss {s:?}; choose ce or mse"),
+                format!("unknown loss {s:?}; choose ce, mse, l1 or huber"),
             )),
+        }
+    }
+}
+
+impl Loss {
+    /// The loss kernel's `loss_kind` for this loss on `task` (see `shaders/loss.wgsl`).
+    pub fn wgsl_id(self, task: Task) -> u32 {
+        match (self, task) {
+            (Loss::CrossEntropy, _) => 0,
+            (Loss::Mse, Task::Classify) => 1,
+            (Loss::Mse, Task::Regress) => 2,
+            (Loss::L1, _) => 3,
+            (Loss::Huber, _) => 4,
         }
     }
 }
@@ -114,8 +169,10 @@ pub struct MlpConfig {
     pub hidden: Vec<usize>,
     /// One activation per hidden layer.
     pub activations: Vec<Activation>,
-    /// Number of outputs (classes).
+    /// Number of outputs (classes, or target columns for regression).
     pub output: usize,
+    /// Classification or regression.
+    pub task: Task,
     /// Loss function.
     pub loss: Loss,
     /// Weight initialisation.
@@ -125,6 +182,8 @@ pub struct MlpConfig {
     /// Whether each pReLU layer learns its slope α (one parameter per layer, as PyTorch's
     /// `nn.PReLU()`); when false α is the fixed value of the activation.
     pub learn_prelu: bool,
+    /// Inverted dropout probability after every hidden layer during training (0: none).
+    pub dropout: f32,
 }
 
 impl MlpConfig {
@@ -135,10 +194,12 @@ impl MlpConfig {
             hidden: hidden.to_vec(),
             activations: vec![Activation::Relu; hidden.len()],
             output,
+            task: Task::Classify,
             loss: Loss::CrossEntropy,
             init: Init::Auto,
             seed: 42,
             learn_prelu: false,
+            dropout: 0.0,
         }
     }
 
@@ -151,6 +212,15 @@ impl MlpConfig {
     /// Sets the loss.
     pub fn with_loss(mut self, loss: Loss) -> Self {
         self.loss = loss;
+        self
+    }
+
+    /// Sets the task; regression switches a cross-entropy loss to MSE.
+    pub fn with_task(mut self, task: Task) -> Self {
+        self.task = task;
+        if task == Task::Regress && self.loss == Loss::CrossEntropy {
+            self.loss = Loss::Mse;
+        }
         self
     }
 
@@ -182,6 +252,39 @@ impl MlpConfig {
                 "output",
                 "the output width must be at least 1",
             ));
+        }
+        if !(self.dropout >= 0.0 && self.dropout < 1.0) {
+            return Err(Error::config(
+                "--dropout",
+                format!(
+                    "{} is not a probability below 1 (0 keeps every unit; 0.5 drops half)",
+                    self.dropout
+                ),
+            ));
+        }
+        if self.dropout > 0.0 && self.learn_prelu {
+            return Err(Error::config(
+                "--dropout",
+                "does not combine with --learn-prelu yet (the slope's gradient would miss the mask); drop one",
+            ));
+        }
+        match (self.task, self.loss) {
+            (Task::Regress, Loss::CrossEntropy) => {
+                return Err(Error::config(
+                    "--loss",
+                    "cross-entropy needs class labels; a regression model takes --loss mse, l1 or huber",
+                ));
+            }
+            (Task::Classify, Loss::L1 | Loss::Huber) => {
+                return Err(Error::config(
+                    "--loss",
+                    format!(
+                        "{} is a regression loss; use --task regress with float targets, or --loss ce|mse to classify",
+                        self.loss
+                    ),
+                ));
+            }
+            _ => {}
         }
         if let Some(i) = self.hidden.iter().position(|&h| h == 0) {
             return Err(Error::config(
@@ -294,7 +397,10 @@ impl MlpConfig {
         } else {
             acts.join(",")
         };
-        format!("{} {} {}", widths.join("-"), acts, self.loss)
+        match self.task {
+            Task::Classify => format!("{} {} {}", widths.join("-"), acts, self.loss),
+            Task::Regress => format!("{} {} {} regression", widths.join("-"), acts, self.loss),
+        }
     }
 }
 

@@ -34,6 +34,10 @@ pub const OPTIM_WGSL: &str = include_str!("../../shaders/optim.wgsl");
 pub const GATHER_WGSL: &str = include_str!("../../shaders/gather.wgsl");
 /// `shaders/alpha.wgsl`.
 pub const ALPHA_WGSL: &str = include_str!("../../shaders/alpha.wgsl");
+/// `shaders/clip.wgsl`.
+pub const CLIP_WGSL: &str = include_str!("../../shaders/clip.wgsl");
+/// `shaders/dropout.wgsl`.
+pub const DROPOUT_WGSL: &str = include_str!("../../shaders/dropout.wgsl");
 /// `shaders/transpose.wgsl`.
 pub const TRANSPOSE_WGSL: &str = include_str!("../../shaders/transpose.wgsl");
 
@@ -57,6 +61,8 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("fused_mlp.wgsl", crate::gpu::fused::FUSED_MLP_WGSL),
     ("fused_reduce.wgsl", crate::gpu::fused::FUSED_REDUCE_WGSL),
     ("fused_pack.wgsl", crate::gpu::fused::FUSED_PACK_WGSL),
+    ("clip.wgsl", CLIP_WGSL),
+    ("dropout.wgsl", DROPOUT_WGSL),
 ];
 
 /// How a kernel uses one binding.
@@ -128,6 +134,12 @@ pub enum Kernel {
     FusedReduce,
     /// Copies the flat parameters into the fused kernel's parameter texture.
     FusedPack,
+    /// Gradient clipping: partial sums of squares of the gradients.
+    ClipPartial,
+    /// Gradient clipping: the global norm and this step's gradient factor.
+    ClipFinish,
+    /// Inverted dropout in place, masks from a counter-based hash.
+    Dropout,
 }
 
 impl Kernel {
@@ -158,6 +170,9 @@ impl Kernel {
         Kernel::FusedMlp,
         Kernel::FusedReduce,
         Kernel::FusedPack,
+        Kernel::ClipPartial,
+        Kernel::ClipFinish,
+        Kernel::Dropout,
     ];
 
     /// A short name (labels, error messages).
@@ -188,6 +203,9 @@ impl Kernel {
             Kernel::FusedMlp => "fused_mlp.main",
             Kernel::FusedReduce => "fused_reduce.reduce",
             Kernel::FusedPack => "fused_pack.pack",
+            Kernel::ClipPartial => "clip.partial",
+            Kernel::ClipFinish => "clip.finish",
+            Kernel::Dropout => "dropout.dropout",
         }
     }
 
@@ -219,6 +237,9 @@ impl Kernel {
             Kernel::FusedMlp => "main",
             Kernel::FusedReduce => "reduce",
             Kernel::FusedPack => "pack",
+            Kernel::ClipPartial => "partial",
+            Kernel::ClipFinish => "finish",
+            Kernel::Dropout => "dropout",
         }
     }
 
@@ -251,8 +272,10 @@ impl Kernel {
                     &crate::gpu::fused::FusedShape::reference(),
                 );
             }
-            Kernel::FusedReduce => return crate::gpu::fused::FUSED_REDUCE_WGSL.to_string(),
+            Kernel::FusedReduce => crate::gpu::fused::FUSED_REDUCE_WGSL,
             Kernel::FusedPack => return crate::gpu::fused::FUSED_PACK_WGSL.to_string(),
+            Kernel::ClipPartial | Kernel::ClipFinish => CLIP_WGSL,
+            Kernel::Dropout => DROPOUT_WGSL,
         };
         // A file that calls act4()/act_grad4() says so in its header.
         if own.contains("activations.wgsl prepended") {
@@ -299,6 +322,8 @@ impl Kernel {
                 (2, ReadWrite),
                 (3, ReadWrite),
                 (4, Uniform),
+                (5, Read),
+                (6, Read),
             ],
             Kernel::FusedMlp => &[
                 (0, Texture),
@@ -330,6 +355,14 @@ impl Kernel {
                 (5, Uniform),
             ],
             Kernel::Transpose => &[(0, Read), (1, ReadWrite), (2, Uniform)],
+            Kernel::Dropout => &[(0, ReadWrite), (1, Read), (2, Uniform)],
+            Kernel::ClipPartial | Kernel::ClipFinish => &[
+                (0, Read),
+                (1, ReadWrite),
+                (2, ReadWrite),
+                (3, Uniform),
+                (4, Uniform),
+            ],
         }
     }
 

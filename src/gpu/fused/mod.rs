@@ -86,7 +86,9 @@ const RED_TRAIN: u32 = 4;
 /// Invocations per workgroup of the reduction.
 const REDUCE_WG: u32 = 64;
 /// Byte offset of `loss_sum` in `TrainState`: metrics are cleared from here on.
-const METRICS_OFFSET: u64 = 16;
+const METRICS_OFFSET: u64 = crate::gpu::uniforms::METRICS_OFFSET;
+/// Bytes of `TrainState` (structs.wgsl).
+const STATE_BYTES: u64 = crate::gpu::uniforms::STATE_BYTES;
 
 /// The `FusedDims` uniform of fused_mlp.wgsl.
 #[repr(C)]
@@ -430,8 +432,8 @@ impl<'c> FusedMlp<'c> {
         let grads = ctx.storage_zeroed("fused grads", bytes(n));
         let moment1 = ctx.storage_zeroed("fused moment1", bytes(n));
         let moment2 = ctx.storage_zeroed("fused moment2", bytes(n));
-        let state = ctx.storage_zeroed("fused train_state", 32);
-        let eval_state = ctx.storage_zeroed("fused eval_state", 32);
+        let state = ctx.storage_zeroed("fused train_state", STATE_BYTES);
+        let eval_state = ctx.storage_zeroed("fused eval_state", STATE_BYTES);
         let xb = ctx.storage_zeroed("fused xb", bytes(max_batch * config.input));
         let labels = ctx.storage_zeroed("fused labels", bytes(max_batch));
         let targets = ctx.storage_zeroed("fused targets", bytes(max_batch * config.output));
@@ -580,7 +582,8 @@ impl<'c> FusedMlp<'c> {
                 flags,
                 loss_kind: match self.config.loss {
                     Loss::CrossEntropy => 0,
-                    Loss::Mse => 1,
+                    // L1 and Huber are refused by FusedMlp::new (fused::fits).
+                    _ => 1,
                 },
                 inv_batch: 1.0 / batch as f32,
                 metrics_at: self.config.n_params().div_ceil(4) as u32 * 4,
@@ -680,7 +683,11 @@ impl<'c> FusedMlp<'c> {
         self.ensure_plan(batch, mode, targets)?;
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
         match clear {
-            Some(true) => enc.clear_buffer(&self.state, METRICS_OFFSET, Some(32 - METRICS_OFFSET)),
+            Some(true) => enc.clear_buffer(
+                &self.state,
+                METRICS_OFFSET,
+                Some(STATE_BYTES - METRICS_OFFSET),
+            ),
             Some(false) => enc.clear_buffer(&self.eval_state, 0, None),
             None => {}
         }
@@ -744,13 +751,7 @@ impl<'c> FusedMlp<'c> {
     fn read_gradients(&self) -> Result<(BatchLoss<f32>, Vec<f32>)> {
         let s: TrainState = self.ctx.read(&self.eval_state, 1)?[0];
         let grads = self.ctx.read(&self.grads, self.config.n_params())?;
-        Ok((
-            BatchLoss {
-                loss: s.mean_loss(),
-                correct: s.correct as usize,
-            },
-            grads,
-        ))
+        Ok((BatchLoss::from_state(&s), grads))
     }
 
     /// Mean loss, correct count and the gradient of the mean loss w.r.t. every parameter
@@ -788,10 +789,7 @@ impl<'c> FusedMlp<'c> {
                 loss: s.bad_loss,
             });
         }
-        Ok(BatchLoss {
-            loss: s.mean_loss(),
-            correct: s.correct as usize,
-        })
+        Ok(BatchLoss::from_state(&s))
     }
 
     /// One optimizer step on a labelled batch given on the host (three dispatches, one
@@ -824,10 +822,7 @@ impl<'c> FusedMlp<'c> {
         self.upload(x, Some(labels), batch)?;
         self.run(batch, Mode::Eval, false, Some(false))?;
         let s: TrainState = self.ctx.read(&self.eval_state, 1)?[0];
-        Ok(BatchLoss {
-            loss: s.mean_loss(),
-            correct: s.correct as usize,
-        })
+        Ok(BatchLoss::from_state(&s))
     }
 
     /// Uploads a labelled batch for [`Self::encode_train_steps`] (benchmarks).
@@ -891,7 +886,11 @@ impl<'c> FusedMlp<'c> {
     /// Clears the running training metrics (loss sum, correct and sample counts).
     pub fn reset_metrics(&self) {
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-        enc.clear_buffer(&self.state, METRICS_OFFSET, Some(32 - METRICS_OFFSET));
+        enc.clear_buffer(
+            &self.state,
+            METRICS_OFFSET,
+            Some(STATE_BYTES - METRICS_OFFSET),
+        );
         self.ctx.queue.submit([enc.finish()]);
     }
 
