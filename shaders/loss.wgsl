@@ -16,9 +16,8 @@
 // and reduces the loss sum and the correct count in workgroup memory, so the running
 // metrics in `state` need no atomics; they are read back once per epoch.
 // When training, a non-finite batch loss sets state.diverged (once), which stops every later
-// optimizer update: the parameters from before the bad step are kept. The last part of a
-// training batch (dims.tick) then advances state.step, the t of Adam's bias correction, unless
-// the run has diverged: the optimizer update that follows needs no dispatch of its own for it.
+// optimizer update: the parameters from before the bad step are kept. (The step counter itself
+// is advanced by optim.wgsl's `tick` after the backward, whose dropout masks are keyed by it.)
 // Logits and dlogits rows are dims.stride floats apart (the output layer is padded to a
 // multiple of 4 columns on the GPU); targets rows are classes floats apart.
 //
@@ -158,9 +157,6 @@ fn loss(@builtin(local_invocation_index) t: u32) {
             state.diverged = 1u;
             state.bad_step = state.step + 1u;
             state.bad_loss = batch_loss * inv_b;
-        }
-        if dims.tick != 0u && state.diverged == 0u {
-            state.step += 1u;
         }
     }
 }

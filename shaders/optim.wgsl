@@ -10,9 +10,9 @@
 // With opt.clip_norm > 0 every gradient is first multiplied by state.grad_scale, which
 // clip.wgsl computed from the global norm this step (PyTorch: clip_grad_norm_ before step).
 //
-// The loss kernel advances the step counter t before `update` runs (loss.wgsl, dims.tick); both
-// do nothing once the loss kernel has marked the run as diverged, so the last good parameters
-// stay.
+// `tick` (one invocation) advances the step counter t before `update` runs, after the backward
+// (dropout masks are keyed by the step); both do nothing once the loss kernel has marked the
+// run as diverged, so the last good parameters stay.
 //
 // Needs structs.wgsl prepended (the host does it).
 //
@@ -36,6 +36,13 @@ const OPT_ADAMW: u32 = 3u;
 @group(0) @binding(3) var<storage, read_write> v: array<f32>;
 @group(0) @binding(4) var<storage, read_write> state: TrainState;
 @group(0) @binding(5) var<uniform> opt: OptParams;
+
+@compute @workgroup_size(1)
+fn tick() {
+    if state.diverged == 0u {
+        state.step += 1u;
+    }
+}
 
 @compute @workgroup_size(WG)
 fn update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

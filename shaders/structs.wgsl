@@ -41,7 +41,7 @@ struct LossDims {
     training: u32,
     row_begin: u32,
     row_end: u32,
-    tick: u32,           // 1: the last part of a training batch advances state.step (the optimizer's t)
+    _pad0: u32,
     stride: u32,         // floats per row of logits and dlogits (classes padded to a multiple of 4)
 }
 

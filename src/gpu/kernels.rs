@@ -119,6 +119,8 @@ pub enum Kernel {
     GradWeightsBcast,
     /// Softmax cross-entropy or MSE, with dLoss/dlogits and running metrics.
     Loss,
+    /// Advances the optimizer's step counter.
+    OptTick,
     /// One optimizer update over the flat parameter buffer.
     OptUpdate,
     /// Batch gather from the resident dataset by sample index.
@@ -163,6 +165,7 @@ impl Kernel {
         Kernel::AffineForwardBcast,
         Kernel::GradWeightsBcast,
         Kernel::Loss,
+        Kernel::OptTick,
         Kernel::OptUpdate,
         Kernel::Gather,
         Kernel::ReduceAlpha,
@@ -196,6 +199,7 @@ impl Kernel {
             Kernel::AffineForwardBcast => "affine_bcast.forward",
             Kernel::GradWeightsBcast => "affine_bcast_grad.grad_weights",
             Kernel::Loss => "loss.loss",
+            Kernel::OptTick => "optim.tick",
             Kernel::OptUpdate => "optim.update",
             Kernel::Gather => "gather.gather",
             Kernel::ReduceAlpha => "alpha.reduce_alpha",
@@ -230,6 +234,7 @@ impl Kernel {
                 "forward"
             }
             Kernel::Loss => "loss",
+            Kernel::OptTick => "tick",
             Kernel::OptUpdate => "update",
             Kernel::Gather => "gather",
             Kernel::ReduceAlpha => "reduce_alpha",
@@ -261,7 +266,7 @@ impl Kernel {
             Kernel::AffineForwardBcast => AFFINE_BCAST_WGSL,
             Kernel::GradWeightsBcast => AFFINE_BCAST_GRAD_WGSL,
             Kernel::Loss => LOSS_WGSL,
-            Kernel::OptUpdate => OPTIM_WGSL,
+            Kernel::OptTick | Kernel::OptUpdate => OPTIM_WGSL,
             Kernel::Gather => GATHER_WGSL,
             Kernel::ReduceAlpha => ALPHA_WGSL,
             Kernel::Transpose => TRANSPOSE_WGSL,
@@ -338,6 +343,7 @@ impl Kernel {
             ],
             Kernel::FusedReduce => &[(0, Read), (1, ReadWrite), (2, ReadWrite), (3, Uniform)],
             Kernel::FusedPack => &[(0, Read), (1, WriteTexture), (2, Uniform)],
+            Kernel::OptTick => &[(4, ReadWrite)],
             Kernel::OptUpdate => &[
                 (0, ReadWrite),
                 (1, Read),

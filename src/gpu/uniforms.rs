@@ -81,8 +81,8 @@ pub struct LossDims {
     pub row_begin: u32,
     /// End row (exclusive) of this dispatch.
     pub row_end: u32,
-    /// 1 on the last part of a training batch: advance the step counter (unless diverged).
-    pub tick: u32,
+    /// Padding.
+    pub _pad0: u32,
     /// Floats per row of logits and dlogits (the output layer's padded width).
     pub stride: u32,
 }
@@ -288,7 +288,7 @@ pub const MIRRORS: &[Mirror] = &[
         "LossDims",
         LossDims,
         [
-            batch, classes, loss_kind, training, row_begin, row_end, tick, stride
+            batch, classes, loss_kind, training, row_begin, row_end, _pad0, stride
         ]
     ),
     mirror!(

@@ -59,6 +59,7 @@ use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::{Kernel, PipelineKey};
 use crate::gpu::mlp::TrainState;
+use crate::gpu::uniforms::OptParams;
 use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::reference::{BatchLoss, check_batch};
 
@@ -131,20 +132,6 @@ struct ReduceDims {
     batch: u32,
     flags: u32,
     _pad: [u32; 2],
-}
-
-/// The `OptParams` uniform of optim.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-struct OptParams {
-    n: u32,
-    kind: u32,
-    lr: f32,
-    momentum: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    weight_decay: f32,
 }
 
 /// What one recorded fused dispatch computes.
@@ -339,6 +326,12 @@ impl<'c> FusedMlp<'c> {
         if max_batch == 0 {
             return Err(Error::config("batch size", "must be at least 1 (got 0)"));
         }
+        if optimizer.clip_norm > 0.0 {
+            return Err(Error::config(
+                "gradient clipping",
+                "the fused kernel does not clip gradients; use the layered path for --clip-grad-norm",
+            ));
+        }
         let n = config.n_params();
         if params.len() != n {
             return Err(Error::shape(
@@ -452,6 +445,10 @@ impl<'c> FusedMlp<'c> {
                 beta2: optimizer.beta2,
                 eps: optimizer.eps,
                 weight_decay: optimizer.weight_decay,
+                clip_norm: 0.0,
+                _pad0: 0,
+                _pad1: 0,
+                _pad2: 0,
             },
         );
         let opt_bind = ctx.bind_group(

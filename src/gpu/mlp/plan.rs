@@ -87,9 +87,9 @@ impl GpuMlp<'_> {
         let mut plan = Plan {
             forward_train: Vec::new(),
             forward_eval: Vec::new(),
-            loss_train: self.loss_dispatches(batch, &self.state, 1, true)?,
-            loss_eval: self.loss_dispatches(batch, &self.eval_state, 0, false)?,
-            loss_grad_only: self.loss_dispatches(batch, &self.eval_state, 1, false)?,
+            loss_train: self.loss_dispatches(batch, &self.state, 1)?,
+            loss_eval: self.loss_dispatches(batch, &self.eval_state, 0)?,
+            loss_grad_only: self.loss_dispatches(batch, &self.eval_state, 1)?,
             backward: Vec::new(),
         };
         for (l, layer) in self.layers.iter().enumerate() {
@@ -250,14 +250,12 @@ impl GpuMlp<'_> {
     }
 
     /// The loss over a batch in parts of rows, so no invocation's loops run past
-    /// `max_loop_trip` (each row costs about 3 × classes iterations). With `tick`, the last
-    /// part advances the optimizer's step counter.
+    /// `max_loop_trip` (each row costs about 3 × classes iterations).
     fn loss_dispatches(
         &self,
         batch: usize,
         state: &wgpu::Buffer,
         training: u32,
-        tick: bool,
     ) -> Result<Vec<Dispatch>> {
         let ctx = self.ctx;
         let classes = self.config.output;
@@ -278,7 +276,7 @@ impl GpuMlp<'_> {
                     training,
                     row_begin: begin as u32,
                     row_end: (begin + rows_per_part).min(batch) as u32,
-                    tick: u32::from(tick && begin + rows_per_part >= batch),
+                    _pad0: 0,
                     stride: self.layout.output_stride() as u32,
                 },
             );
@@ -351,8 +349,8 @@ impl GpuMlp<'_> {
         ])
     }
 
-    /// The optimizer update over the flat parameter buffer (after gradient clipping's two
-    /// dispatches when it is on; the loss kernel advanced the step).
+    /// The optimizer's tick and update over the flat parameter buffer (after gradient
+    /// clipping's two dispatches when it is on).
     pub(super) fn update_dispatches(&self) -> Result<Vec<Dispatch>> {
         let ctx = self.ctx;
         let mut out = if self.optimizer.clip_norm > 0.0 {
@@ -376,7 +374,13 @@ impl GpuMlp<'_> {
             ),
             flat_grid(ctx, "optimizer update", self.layout.len)?,
         );
-        out.push(update);
+        let tick = Dispatch::new(
+            Kernel::OptTick,
+            ctx.pipeline(&PipelineKey::new(Kernel::OptTick))?,
+            ctx.bind_group(Kernel::OptTick, &[(4, &self.state)]),
+            (1, 1, 1),
+        );
+        out.extend([tick, update]);
         Ok(out)
     }
 
