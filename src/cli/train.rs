@@ -1403,7 +1403,7 @@ fn write_outputs(r: &Report, final_json: serde_json::Value) -> Result<()> {
         println!("wrote {}", path.display());
     }
     if let Some(path) = &r.args.plot {
-        draw_curves(path, r.history)?;
+        draw_curves(path, r)?;
         println!("wrote {}", path.display());
     }
     Ok(())
@@ -1454,44 +1454,76 @@ fn save(
     )
 }
 
-fn draw_curves(path: &Path, history: &[EpochMetrics]) -> Result<()> {
+fn draw_curves(path: &Path, r: &Report) -> Result<()> {
+    let history = r.history;
+    let held = r.plan.held_out;
     let pts = |f: &dyn Fn(&EpochMetrics) -> Option<f32>| -> Vec<(f64, f64)> {
         history
             .iter()
             .filter_map(|m| f(m).map(|v| (m.epoch as f64, v as f64)))
             .collect()
     };
-    let mut series = vec![
-        Series {
-            label: "train loss",
-            points: pts(&|m| Some(m.train_loss)),
-        },
-        Series {
-            label: "train acc",
-            points: pts(&|m| Some(m.train_accuracy)),
-        },
-    ];
-    if history.iter().any(|m| m.train_regression.is_some()) {
-        series[1] = Series {
-            label: "train r2",
-            points: pts(&|m| m.train_regression.map(|r| r.r2)),
-        };
-        let test = pts(&|m| m.test_regression.map(|r| r.r2));
-        if !test.is_empty() {
-            series.push(Series {
-                label: "test r2",
-                points: test,
-            });
-        }
-    }
-    let test = pts(&|m| m.test_accuracy.filter(|_| m.test_regression.is_none()));
-    if !test.is_empty() {
-        series.push(Series {
-            label: "test acc",
-            points: test,
+    let (train_loss, held_loss) = ("train loss".to_string(), format!("{held} loss"));
+    let mut losses = vec![Series {
+        label: &train_loss,
+        points: pts(&|m| Some(m.train_loss)),
+    }];
+    let held_points = pts(&|m| m.test_loss);
+    if !held_points.is_empty() {
+        losses.push(Series {
+            label: &held_loss,
+            points: held_points,
         });
     }
-    wgmlp::fsutil::write_atomic_with(path, |tmp| plot::line_chart(tmp, "epoch", "", &series))
+    let regress = history.iter().any(|m| m.train_regression.is_some());
+    let (train_metric, held_metric) = match regress {
+        true => ("train R²".to_string(), format!("{held} R²")),
+        false => ("train accuracy".to_string(), format!("{held} accuracy")),
+    };
+    let metric = |m: &EpochMetrics, train: bool| -> Option<f32> {
+        match (regress, train) {
+            (true, true) => m.train_regression.map(|r| r.r2),
+            (true, false) => m.test_regression.map(|r| r.r2),
+            (false, true) => Some(m.train_accuracy),
+            (false, false) => m.test_accuracy,
+        }
+    };
+    let mut metrics = vec![Series {
+        label: &train_metric,
+        points: pts(&|m| metric(m, true)),
+    }];
+    let held_points = pts(&|m| metric(m, false));
+    if !held_points.is_empty() {
+        metrics.push(Series {
+            label: &held_metric,
+            points: held_points,
+        });
+    }
+    let o = &r.plan.optimizer;
+    let title = format!(
+        "{} on {}, {} lr {}{}, batch {}",
+        r.plan.config.describe(),
+        r.source.describe(),
+        o.kind,
+        o.lr,
+        if r.plan.lr_schedule.is_constant() {
+            String::new()
+        } else {
+            format!(" ({})", r.plan.lr_schedule.kind)
+        },
+        r.plan.batch_size
+    );
+    let left = plot::Panel {
+        y_label: "loss",
+        series: &losses,
+    };
+    let right = plot::Panel {
+        y_label: if regress { "R²" } else { "accuracy" },
+        series: &metrics,
+    };
+    wgmlp::fsutil::write_atomic_with(path, |tmp| {
+        plot::training_curves(tmp, &title, &left, &right)
+    })
 }
 
 fn draw_boundary(
