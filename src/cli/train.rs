@@ -1004,14 +1004,33 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     let start = Instant::now();
     let mut history: Vec<EpochMetrics> = resume.map(|r| r.history).unwrap_or_default();
+    // On a terminal: a bar in samples that moves every submit (GPU) or step (CPU), with
+    // samples/s and the time left; the epoch's numbers in its message.
+    let n_train = train.len() as u64;
     let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(plan.epochs as u64);
+        let bar = indicatif::ProgressBar::new(plan.epochs as u64 * n_train);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} epochs {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} epoch {prefix} {percent:>3}%  {rate} samples/s  ETA {eta}  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .with_key(
+                "rate",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0}", state.per_sec());
+                },
+            ),
         );
-        bar.set_position(trainer.epoch as u64);
-        bar
+        bar.set_position(trainer.epoch as u64 * n_train);
+        bar.set_prefix(format!("{}/{}", trainer.epoch + 1, plan.epochs));
+        let epoch_base = Arc::new(std::sync::atomic::AtomicU64::new(trainer.epoch as u64));
+        let (b, base) = (bar.clone(), Arc::clone(&epoch_base));
+        trainer.set_progress(Box::new(move |done, total| {
+            let e = base.load(Ordering::Relaxed);
+            let within = n_train * done as u64 / total.max(1) as u64;
+            b.set_position(e * n_train + within);
+        }));
+        (bar, epoch_base)
     });
     let outcome: Result<()> = loop {
         if trainer.epoch >= plan.epochs {
@@ -1034,7 +1053,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         };
         match &bar {
             Some(bar) => {
-                bar.set_position(m.epoch as u64);
+                let (bar, base) = bar;
+                base.store(m.epoch as u64, Ordering::Relaxed);
+                bar.set_position(m.epoch as u64 * n_train);
+                bar.set_prefix(format!(
+                    "{}/{}",
+                    (m.epoch + 1).min(plan.epochs),
+                    plan.epochs
+                ));
                 bar.set_message(match &m.train_regression {
                     Some(r) => format!(
                         "loss {:.4} train r2 {:.4}{}",
@@ -1098,7 +1124,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             break Ok(());
         }
     };
-    if let Some(bar) = bar {
+    if let Some((bar, _)) = bar {
         bar.finish_and_clear();
     }
     let seconds = start.elapsed().as_secs_f64();
