@@ -308,9 +308,11 @@ fn settings(args: &TrainArgs, file_data: bool) -> Result<Settings> {
         }
         task = Some(Task::Regress);
     }
-    if let Some(l) = loss {
+    // With the task given, a loss that does not fit it is refused now; otherwise once the
+    // data has decided the task.
+    if let (Some(l), Some(t)) = (loss, task) {
         MlpConfig::new(1, &[], 1)
-            .with_task(task.unwrap_or_default())
+            .with_task(t)
             .with_loss(l)
             .validate()?;
     }
