@@ -149,7 +149,12 @@ pub struct Trainer<'c> {
     stop: Option<Arc<AtomicBool>>,
     /// Per-target scale of the regression metrics (see [`Trainer::set_target_scale`]).
     target_scale: Vec<f32>,
+    /// Called with (steps done, steps) of the running epoch (see [`Trainer::set_progress`]).
+    progress: Option<Progress<'c>>,
 }
+
+/// A progress callback: (steps done, steps in the epoch).
+pub type Progress<'c> = Box<dyn FnMut(usize, usize) + 'c>;
 
 impl<'c> Trainer<'c> {
     /// A trainer on the GPU: uploads both datasets once.
@@ -209,7 +214,16 @@ impl<'c> Trainer<'c> {
             epoch: 0,
             stop: None,
             target_scale: vec![1.0; config.output],
+            progress: None,
         }
+    }
+
+    /// Reports progress within each epoch: on the GPU after each submit of
+    /// `steps_per_submit` steps (the trainer then waits for the previous submit to finish,
+    /// keeping one in flight, so the count is of steps done, not queued); on the CPU after
+    /// every step.
+    pub fn set_progress(&mut self, f: Progress<'c>) {
+        self.progress = Some(f);
     }
 
     /// Sets the learning rate of the following steps (for a schedule, between epochs).
@@ -287,6 +301,7 @@ impl<'c> Trainer<'c> {
         let perm = epoch_permutation(self.seed, epoch, self.train.len());
         let batch = self.options.batch_size.min(self.train.len());
         let stop = self.stop.as_deref();
+        let progress = self.progress.as_deref_mut();
         let (train_stats, test_stats) = match &mut self.engine {
             Engine::Gpu(g) => {
                 let GpuEngine { mlp, train, test } = &mut **g;
@@ -299,6 +314,7 @@ impl<'c> Trainer<'c> {
                     &self.options,
                     epoch,
                     stop,
+                    progress,
                 )?
             }
             Engine::Cpu(mlp) => cpu_epoch(
@@ -309,6 +325,7 @@ impl<'c> Trainer<'c> {
                 batch,
                 epoch,
                 stop,
+                progress,
             )?,
         };
         self.epoch = epoch;
@@ -482,8 +499,10 @@ fn gpu_epoch(
     options: &TrainOptions,
     epoch: usize,
     stop: Option<&AtomicBool>,
+    mut progress: Option<&mut (dyn FnMut(usize, usize) + '_)>,
 ) -> Result<(Stats, Option<Stats>)> {
     let ctx = mlp.context();
+    let mut in_flight: Option<(wgpu::SubmissionIndex, usize)> = None;
     train.set_permutation(ctx, perm)?;
     let n = train.len;
     let steps: Vec<(usize, usize)> = (0..n)
@@ -499,7 +518,18 @@ fn gpu_epoch(
                 &mut enc,
                 ctx.device.create_command_encoder(&Default::default()),
             );
-            ctx.queue.submit([full.finish()]);
+            let index = ctx.queue.submit([full.finish()]);
+            if let Some(report) = progress.as_deref_mut() {
+                if let Some((previous, done)) = in_flight.take() {
+                    // Faults surface at the epoch's readback; here only the count matters.
+                    let _ = ctx.device.poll(wgpu::PollType::Wait {
+                        submission_index: Some(previous),
+                        timeout: Some(ctx.wait_timeout),
+                    });
+                    report(done, steps.len());
+                }
+                in_flight = Some((index, i + 1));
+            }
             if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
                 return Err(interrupted(epoch, i + 1));
             }
@@ -512,6 +542,9 @@ fn gpu_epoch(
     ctx.queue.submit([enc.finish()]);
     let (tr, ev) = mlp.read_snapshot()?;
     ctx.check("training epoch")?;
+    if let Some(report) = progress {
+        report(steps.len(), steps.len());
+    }
     if tr.diverged != 0 {
         mlp.clear_divergence();
         return Err(Error::Diverged {
@@ -542,8 +575,10 @@ fn cpu_epoch(
     batch: usize,
     epoch: usize,
     stop: Option<&AtomicBool>,
+    mut progress: Option<&mut (dyn FnMut(usize, usize) + '_)>,
 ) -> Result<(Stats, Option<Stats>)> {
     let d = train.n_features;
+    let total = perm.len().div_ceil(batch.max(1));
     let mut sums = Sums::default();
     for (i, chunk) in perm.chunks(batch).enumerate() {
         if i > 0 && stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
@@ -571,6 +606,9 @@ fn cpu_epoch(
                     other => other,
                 })?;
         sums.add(&r, chunk.len());
+        if let Some(report) = progress.as_deref_mut() {
+            report(i + 1, total);
+        }
     }
     let test_stats = test.map(|t| cpu_stats(mlp, t, batch)).transpose()?;
     Ok((sums.stats(train.len()), test_stats))

@@ -268,6 +268,32 @@ fn task_detection_named_columns_and_hint() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// --loss l1 and --loss huber train regression models and are named in the summary; the
+/// step schedule runs end to end.
+#[test]
+fn l1_and_huber_losses_train() {
+    for loss in ["l1", "huber"] {
+        let out = ok(wgmlp(&[
+            "train",
+            "--dataset",
+            "wave",
+            "--loss",
+            loss,
+            "--epochs",
+            "3",
+            "--device",
+            "cpu",
+            "--lr-schedule",
+            "step:1:0.5",
+        ]));
+        assert!(
+            out.contains(&format!("2-64-1 relu {loss} regression")),
+            "{out}"
+        );
+        assert!(out.contains("test R²"), "{out}");
+    }
+}
+
 /// Every new option's bad values: one error line, exit code 2, nothing trained.
 #[test]
 fn bad_regression_options_are_one_line_errors() {

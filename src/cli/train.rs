@@ -308,9 +308,11 @@ fn settings(args: &TrainArgs, file_data: bool) -> Result<Settings> {
         }
         task = Some(Task::Regress);
     }
-    if let Some(l) = loss {
+    // With the task given, a loss that does not fit it is refused now; otherwise once the
+    // data has decided the task.
+    if let (Some(l), Some(t)) = (loss, task) {
         MlpConfig::new(1, &[], 1)
-            .with_task(task.unwrap_or_default())
+            .with_task(t)
             .with_loss(l)
             .validate()?;
     }
@@ -1004,14 +1006,33 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     let start = Instant::now();
     let mut history: Vec<EpochMetrics> = resume.map(|r| r.history).unwrap_or_default();
+    // On a terminal: a bar in samples that moves every submit (GPU) or step (CPU), with
+    // samples/s and the time left; the epoch's numbers in its message.
+    let n_train = train.len() as u64;
     let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(plan.epochs as u64);
+        let bar = indicatif::ProgressBar::new(plan.epochs as u64 * n_train);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} epochs {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} epoch {prefix} {percent:>3}%  {rate} samples/s  ETA {eta}  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .with_key(
+                "rate",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0}", state.per_sec());
+                },
+            ),
         );
-        bar.set_position(trainer.epoch as u64);
-        bar
+        bar.set_position(trainer.epoch as u64 * n_train);
+        bar.set_prefix(format!("{}/{}", trainer.epoch + 1, plan.epochs));
+        let epoch_base = Arc::new(std::sync::atomic::AtomicU64::new(trainer.epoch as u64));
+        let (b, base) = (bar.clone(), Arc::clone(&epoch_base));
+        trainer.set_progress(Box::new(move |done, total| {
+            let e = base.load(Ordering::Relaxed);
+            let within = n_train * done as u64 / total.max(1) as u64;
+            b.set_position(e * n_train + within);
+        }));
+        (bar, epoch_base)
     });
     let outcome: Result<()> = loop {
         if trainer.epoch >= plan.epochs {
@@ -1034,7 +1055,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         };
         match &bar {
             Some(bar) => {
-                bar.set_position(m.epoch as u64);
+                let (bar, base) = bar;
+                base.store(m.epoch as u64, Ordering::Relaxed);
+                bar.set_position(m.epoch as u64 * n_train);
+                bar.set_prefix(format!(
+                    "{}/{}",
+                    (m.epoch + 1).min(plan.epochs),
+                    plan.epochs
+                ));
                 bar.set_message(match &m.train_regression {
                     Some(r) => format!(
                         "loss {:.4} train r2 {:.4}{}",
@@ -1098,7 +1126,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             break Ok(());
         }
     };
-    if let Some(bar) = bar {
+    if let Some((bar, _)) = bar {
         bar.finish_and_clear();
     }
     let seconds = start.elapsed().as_secs_f64();
@@ -1403,7 +1431,7 @@ fn write_outputs(r: &Report, final_json: serde_json::Value) -> Result<()> {
         println!("wrote {}", path.display());
     }
     if let Some(path) = &r.args.plot {
-        draw_curves(path, r.history)?;
+        draw_curves(path, r)?;
         println!("wrote {}", path.display());
     }
     Ok(())
@@ -1454,44 +1482,76 @@ fn save(
     )
 }
 
-fn draw_curves(path: &Path, history: &[EpochMetrics]) -> Result<()> {
+fn draw_curves(path: &Path, r: &Report) -> Result<()> {
+    let history = r.history;
+    let held = r.plan.held_out;
     let pts = |f: &dyn Fn(&EpochMetrics) -> Option<f32>| -> Vec<(f64, f64)> {
         history
             .iter()
             .filter_map(|m| f(m).map(|v| (m.epoch as f64, v as f64)))
             .collect()
     };
-    let mut series = vec![
-        Series {
-            label: "train loss",
-            points: pts(&|m| Some(m.train_loss)),
-        },
-        Series {
-            label: "train acc",
-            points: pts(&|m| Some(m.train_accuracy)),
-        },
-    ];
-    if history.iter().any(|m| m.train_regression.is_some()) {
-        series[1] = Series {
-            label: "train r2",
-            points: pts(&|m| m.train_regression.map(|r| r.r2)),
-        };
-        let test = pts(&|m| m.test_regression.map(|r| r.r2));
-        if !test.is_empty() {
-            series.push(Series {
-                label: "test r2",
-                points: test,
-            });
-        }
-    }
-    let test = pts(&|m| m.test_accuracy.filter(|_| m.test_regression.is_none()));
-    if !test.is_empty() {
-        series.push(Series {
-            label: "test acc",
-            points: test,
+    let (train_loss, held_loss) = ("train loss".to_string(), format!("{held} loss"));
+    let mut losses = vec![Series {
+        label: &train_loss,
+        points: pts(&|m| Some(m.train_loss)),
+    }];
+    let held_points = pts(&|m| m.test_loss);
+    if !held_points.is_empty() {
+        losses.push(Series {
+            label: &held_loss,
+            points: held_points,
         });
     }
-    wgmlp::fsutil::write_atomic_with(path, |tmp| plot::line_chart(tmp, "epoch", "", &series))
+    let regress = history.iter().any(|m| m.train_regression.is_some());
+    let (train_metric, held_metric) = match regress {
+        true => ("train R²".to_string(), format!("{held} R²")),
+        false => ("train accuracy".to_string(), format!("{held} accuracy")),
+    };
+    let metric = |m: &EpochMetrics, train: bool| -> Option<f32> {
+        match (regress, train) {
+            (true, true) => m.train_regression.map(|r| r.r2),
+            (true, false) => m.test_regression.map(|r| r.r2),
+            (false, true) => Some(m.train_accuracy),
+            (false, false) => m.test_accuracy,
+        }
+    };
+    let mut metrics = vec![Series {
+        label: &train_metric,
+        points: pts(&|m| metric(m, true)),
+    }];
+    let held_points = pts(&|m| metric(m, false));
+    if !held_points.is_empty() {
+        metrics.push(Series {
+            label: &held_metric,
+            points: held_points,
+        });
+    }
+    let o = &r.plan.optimizer;
+    let title = format!(
+        "{} on {}, {} lr {}{}, batch {}",
+        r.plan.config.describe(),
+        r.source.describe(),
+        o.kind,
+        o.lr,
+        if r.plan.lr_schedule.is_constant() {
+            String::new()
+        } else {
+            format!(" ({})", r.plan.lr_schedule.kind)
+        },
+        r.plan.batch_size
+    );
+    let left = plot::Panel {
+        y_label: "loss",
+        series: &losses,
+    };
+    let right = plot::Panel {
+        y_label: if regress { "R²" } else { "accuracy" },
+        series: &metrics,
+    };
+    wgmlp::fsutil::write_atomic_with(path, |tmp| {
+        plot::training_curves(tmp, &title, &left, &right)
+    })
 }
 
 fn draw_boundary(
