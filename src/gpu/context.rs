@@ -489,8 +489,17 @@ impl GpuContext {
         });
         // A recorded error (a lost device, an out-of-memory) says more than the poll's.
         self.check(op)?;
+        self.poll_outcome(op, polled.map(|_| ()))
+    }
+
+    /// The error (if any) a wait's poll result means.
+    fn poll_outcome(
+        &self,
+        op: &str,
+        polled: std::result::Result<(), wgpu::PollError>,
+    ) -> Result<()> {
         match polled {
-            Ok(_) => Ok(()),
+            Ok(()) => Ok(()),
             Err(wgpu::PollError::Timeout) => Err(self.fault(
                 op,
                 GpuFault::Timeout,
@@ -500,6 +509,15 @@ impl GpuContext {
                 ),
             )),
             Err(e) => Err(self.fault(op, GpuFault::DeviceLost, e)),
+        }
+    }
+
+    /// [`Self::poll_outcome`] for tests: a timed-out poll becomes a typed timeout error.
+    #[doc(hidden)]
+    pub fn timed_out_wait_error(&self, op: &str) -> Error {
+        match self.poll_outcome(op, Err(wgpu::PollError::Timeout)) {
+            Err(e) => e,
+            Ok(()) => unreachable!("a timeout is an error"),
         }
     }
 
