@@ -380,11 +380,12 @@ impl<'c> FusedMlp<'c> {
     pub fn upload_batch(&mut self, x: &[f32], labels: &[u32], batch: usize) -> Result<()> {
         self.upload(x, Some(labels), batch)?;
         self.ensure_plan(batch, Mode::Train, false)?;
-        self.ensure_plan(batch, Mode::Infer, false)
+        self.ensure_plan(batch, Mode::Eval, false)
     }
 
     /// Records `steps` training steps on the uploaded batch into one compute pass (with
-    /// `infer`, forward passes instead). For benchmarks: the data stays where it is.
+    /// `infer`, evaluations instead: forward, loss and metrics). For benchmarks: the data stays
+    /// where it is.
     pub fn encode_repeated(
         &mut self,
         enc: &mut wgpu::CommandEncoder,
@@ -392,7 +393,7 @@ impl<'c> FusedMlp<'c> {
         steps: usize,
         infer: bool,
     ) -> Result<()> {
-        let mode = if infer { Mode::Infer } else { Mode::Train };
+        let mode = if infer { Mode::Eval } else { Mode::Train };
         self.ensure_plan(batch, mode, false)?;
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("fused steps"),
