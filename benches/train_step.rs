@@ -28,7 +28,6 @@ fn train_step(c: &mut Criterion) {
     resident
         .set_permutation(&ctx, &rng.permutation(data.len()))
         .unwrap();
-    let plan = mlp.gather_plan(&resident, BATCH).unwrap();
     let steps = data.len() / BATCH;
 
     let mut group = c.benchmark_group("train_step");
@@ -37,7 +36,7 @@ fn train_step(c: &mut Criterion) {
     group.bench_function("784-256-10/resident", |b| {
         b.iter(|| {
             let mut enc = ctx.device.create_command_encoder(&Default::default());
-            mlp.encode_train_step(&mut enc, &resident, &plan, (step % steps) * BATCH)
+            mlp.encode_train_step(&mut enc, &resident, (step % steps) * BATCH, BATCH)
                 .unwrap();
             ctx.queue.submit([enc.finish()]);
             ctx.wait("train step").unwrap();

@@ -12,8 +12,10 @@
 #   WGPU_ADAPTER_NAME   adapter name substring; default NVIDIA
 #   BUDGET_S            total seconds for everything; default 480
 #
-# If PyTorch with CUDA is already installed, it also times cuBLAS fp32 (TF32 off) at 4096³
-# for the "≥ 50% of vendor BLAS" comparison; otherwise that step is skipped.
+# If PyTorch with CUDA is already installed, it also times the vendor yardsticks in the same
+# run: cuBLAS fp32 (TF32 off) at 4096³ for the "≥ 50% of vendor BLAS" comparison, the bench's
+# layer shapes, and a 784-256-10 training step at batch 256 (SGD) on the GPU and on one CPU
+# thread; otherwise that step is skipped (and says so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -95,9 +97,76 @@ result = {
 json.dump(result, open(sys.argv[1], "w"), indent=2)
 print(json.dumps(result, indent=2))
 PY
-    python3 - "$OUT/bench.json" "$OUT/vendor_blas.json" <<'PY'
+    step "vendor training step and layer shapes (PyTorch, CUDA and 1 CPU thread)" \
+        python3 - "$OUT/vendor_train.json" <<'PY'
+import json, statistics, sys, time
+import torch
+
+torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def median_rate(fn, work, reps, sync):
+    for _ in range(3):
+        fn()
+    sync()
+    rates = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        sync()
+        rates.append(work / (time.perf_counter() - t))
+    return statistics.median(rates), min(rates), max(rates)
+
+
+def training(device, steps=50):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)
+    ).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.rand(256 * steps, 784, device=device) - 0.5
+    y = torch.randint(0, 10, (256 * steps,), device=device)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def epoch():
+        for i in range(steps):
+            xb, yb = x[i * 256:(i + 1) * 256], y[i * 256:(i + 1) * 256]
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(xb), yb).backward()
+            opt.step()
+
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    return median_rate(epoch, 256 * steps, 5, sync)
+
+
+result = {"torch": torch.__version__, "device": torch.cuda.get_device_name(), "layers": []}
+for m, k, n in [(256, 784, 256), (1024, 1024, 1024), (4096, 4096, 4096)]:
+    a = torch.rand(m, k, device="cuda") - 0.5
+    b = torch.rand(k, n, device="cuda") - 0.5
+    med, lo, hi = median_rate(lambda: torch.mm(a, b), 2 * m * k * n / 1e9, 10,
+                              torch.cuda.synchronize)
+    result["layers"].append({"m": m, "k": k, "n": n, "gflops": med, "gflops_min": lo,
+                             "gflops_max": hi})
+med, lo, hi = training("cuda")
+result["train_cuda"] = {"model": "784-256-10", "batch_size": 256,
+                        "samples_per_second": med, "min": lo, "max": hi}
+torch.set_num_threads(1)
+med, lo, hi = training("cpu", steps=20)
+result["train_cpu_1_thread"] = {"model": "784-256-10", "batch_size": 256,
+                                "samples_per_second": med, "min": lo, "max": hi}
+json.dump(result, open(sys.argv[1], "w"), indent=2)
+print(json.dumps(result, indent=2))
+PY
+    python3 - "$OUT/bench.json" "$OUT/vendor_blas.json" "$OUT/vendor_train.json" <<'PY'
 import json, sys
-bench, blas = (json.load(open(p)) for p in sys.argv[1:3])
+bench, blas, train = (json.load(open(p)) for p in sys.argv[1:4])
+for row in bench.get("train", []):
+    if row.get("model") == "784-256-10":
+        ours = row["gpu_samples_per_second"]
+        cuda = train["train_cuda"]["samples_per_second"]
+        print(f"784-256-10 training: wgmlp {ours:.0f} samples/s, PyTorch CUDA {cuda:.0f} "
+              f"({ours / cuda:.2f}x), PyTorch 1 CPU thread "
+              f"{train['train_cpu_1_thread']['samples_per_second']:.0f}")
 for layer in bench.get("layers", []):
     if (layer["m"], layer["k"], layer["n"]) == (4096, 4096, 4096):
         best = max(layer["fused_gflops"], layer["unfused_gflops"], layer["backward_gflops"])

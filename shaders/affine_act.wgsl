@@ -1,6 +1,9 @@
 // affine_act.wgsl: fused layer forward  Z = X·W + b,  Y = act(Z),  in one dispatch.
 //
-// Needs activations.wgsl prepended (the host does it); ACT/ACT_P select the activation.
+// Needs structs.wgsl and activations.wgsl prepended (the host does it); ACT/ACT_P select the
+// activation. `Layer` (structs.wgsl) says which part r_begin..r_end of the k reduction this
+// dispatch sums and whether it is the FIRST (bias, overwrite) or LAST (activation) part; with
+// FLAG_GRAD_INPUT the same core computes dZ_prev = (dZ·Wᵀ) ⊙ act'(Z_prev) on a transposed W.
 //
 // X is [batch × fan_in], W is [fan_in × fan_out] and b is [fan_out], both inside the flat
 // parameter buffer at w_offset / b_offset; Z and Y are [batch × fan_out], all row-major.
@@ -31,17 +34,6 @@ const WG_Y: u32 = 8u;
 const TM: u32 = 4u;
 const TN: u32 = 4u;
 
-struct Layer {
-    batch: u32,
-    fan_in: u32,
-    fan_out: u32,
-    w_offset: u32,
-    b_offset: u32,
-    store_z: u32,
-    alpha_offset: u32,   // index of the learned pReLU α in params, when alpha_learned is 1
-    alpha_learned: u32,  // 1: the activation parameter is params[alpha_offset], 0: ACT_P
-}
-
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
 @group(0) @binding(2) var<storage, read_write> z: array<f32>;
@@ -67,8 +59,8 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    var w_row = dims.w_offset;
-    for (var k = 0u; k < k_len; k++) {
+    var w_row = dims.w_offset + dims.r_begin * n;
+    for (var k = dims.r_begin; k < dims.r_end; k++) {
         let xv = vec4<f32>(x[rows.x + k], x[rows.y + k], x[rows.z + k], x[rows.w + k]);
         let wv = vec4<f32>(params[w_row + cols.x], params[w_row + cols.y],
                            params[w_row + cols.z], params[w_row + cols.w]);
@@ -78,12 +70,16 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
         acc3 += xv.w * wv;
         w_row += n;
     }
-    let b = dims.b_offset;
-    let bias = vec4<f32>(params[b + cols.x], params[b + cols.y], params[b + cols.z], params[b + cols.w]);
-    store_row(row0, col0, acc0 + bias);
-    store_row(row0 + 1u, col0, acc1 + bias);
-    store_row(row0 + 2u, col0, acc2 + bias);
-    store_row(row0 + 3u, col0, acc3 + bias);
+    var bias = vec4<f32>(0.0);
+    if (dims.flags & (FLAG_FIRST | FLAG_GRAD_INPUT)) == FLAG_FIRST {
+        let b = dims.b_offset;
+        bias = vec4<f32>(params[b + cols.x], params[b + cols.y], params[b + cols.z], params[b + cols.w]);
+    }
+    let p = act_param();
+    store_row(row0, col0, acc0 + bias, p);
+    store_row(row0 + 1u, col0, acc1 + bias, p);
+    store_row(row0 + 2u, col0, acc2 + bias, p);
+    store_row(row0 + 3u, col0, acc3 + bias, p);
 }
 
 // The activation parameter: the learned α in the parameters, or the override constant.
@@ -94,20 +90,54 @@ fn act_param() -> f32 {
     return ACT_P;
 }
 
-// Stores columns col0, col0 + WG_X, col0 + 2·WG_X, col0 + 3·WG_X of one row.
-fn store_row(row: u32, col0: u32, zv: vec4<f32>) {
+// Stores columns col0, col0 + WG_X, col0 + 2·WG_X, col0 + 3·WG_X of one row: the partial sum
+// (added to what earlier parts stored unless FIRST), and on the LAST part the epilogue.
+fn store_row(row: u32, col0: u32, part: vec4<f32>, p: f32) {
     if row >= dims.batch {
         return;
     }
-    let yv = act4(zv, act_param());
     let base = row * dims.fan_out;
-    for (var j = 0u; j < TN; j++) {
-        let col = col0 + j * WG_X;
-        if col < dims.fan_out {
-            if dims.store_z != 0u {
-                z[base + col] = zv[j];
-            }
-            y[base + col] = yv[j];
+    let n = dims.fan_out;
+    let c = min(vec4<u32>(col0) + vec4<u32>(0u, 1u, 2u, 3u) * WG_X, vec4<u32>(n - 1u)) + base;
+    var zv = part;
+    if (dims.flags & FLAG_FIRST) == 0u {
+        zv += vec4<f32>(z_or_y(c.x), z_or_y(c.y), z_or_y(c.z), z_or_y(c.w));
+    }
+    let last = (dims.flags & FLAG_LAST) != 0u;
+    let grad = (dims.flags & FLAG_GRAD_INPUT) != 0u;
+    var yv = zv;
+    if last {
+        if grad {
+            yv = zv * act_grad4(vec4<f32>(z[c.x], z[c.y], z[c.z], z[c.w]), p);
+        } else {
+            yv = act4(zv, p);
         }
     }
+    for (var j = 0u; j < TN; j++) {
+        let col = col0 + j * WG_X;
+        if col < n {
+            if grad || !last {
+                // grad_input keeps Z_prev in z and its running sums in y.
+                if grad {
+                    y[base + col] = yv[j];
+                } else {
+                    z[base + col] = zv[j];
+                }
+            } else {
+                if dims.store_z != 0u || (dims.flags & FLAG_FIRST) == 0u {
+                    z[base + col] = zv[j];
+                }
+                y[base + col] = yv[j];
+            }
+        }
+    }
+}
+
+// Where earlier parts of the reduction left their running sum: y for grad_input (z holds
+// Z_prev there), z for the forward.
+fn z_or_y(i: u32) -> f32 {
+    if (dims.flags & FLAG_GRAD_INPUT) != 0u {
+        return y[i];
+    }
+    return z[i];
 }

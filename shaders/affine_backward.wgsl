@@ -1,6 +1,8 @@
 // affine_backward.wgsl: gradients of one layer  Y = act(X·W + b).
 //
-// Needs activations.wgsl prepended (the host does it).
+// Needs structs.wgsl and activations.wgsl prepended (the host does it). Each dispatch sums
+// the part r_begin..r_end of its reduction (batch rows for dW, columns of dZ for grad_input):
+// FLAG_FIRST overwrites, later parts accumulate, FLAG_LAST applies act' (structs.wgsl).
 //
 // The backward pass takes dZ = dL/dZ of this layer (for the output layer the loss kernel
 // writes it; for hidden layers `grad_input` of the next layer writes it) and produces
@@ -17,41 +19,30 @@
 // makes dα = Σ dY_prev ⊙ min(0, Z_prev): each invocation writes the sum over its outputs to
 // partials[its linear index in the grid], and reduce_alpha (alpha.wgsl) adds them up.
 //
-// Bindings (group 0), entry `grad_weights`
+// Bindings (group 0), entry `grad_weights` (the layout every matmul core's grad_weights shares)
 //   0 x:      array<f32>  read        [batch × fan_in]   (this layer's input)
-//   1 dz:     array<f32>  read        [batch × fan_out]
-//   2 grads:  array<f32>  read_write  flat gradients (same layout as the parameters)
-//   5 dims:   Layer       uniform
+//   5 dz:     array<f32>  read        [batch × fan_out]
+//   6 grads:  array<f32>  read_write  flat gradients (same layout as the parameters)
+//   4 dims:   Layer       uniform
 // Bindings (group 0), entry `grad_input`
-//   1 dz:     array<f32>  read        [batch × fan_out]
-//   3 params: array<f32>  read        flat parameters (W at w_offset)
-//   4 z_prev: array<f32>  read        [batch × fan_in]   (previous layer's pre-activation)
-//   6 dz_prev: array<f32> read_write  [batch × fan_in]
-//   5 dims:   Layer       uniform
+//   5 dz:      array<f32> read        [batch × fan_out]
+//   1 params:  array<f32> read        flat parameters (W at w_offset)
+//   2 z_prev:  array<f32> read        [batch × fan_in]   (previous layer's pre-activation)
+//   3 dz_prev: array<f32> read_write  [batch × fan_in]
+//   4 dims:    Layer      uniform
 //   7 partials: array<f32> read_write one per invocation of the grid (written when alpha_learned)
 
 const WG_X: u32 = 8u;
 const WG_Y: u32 = 8u;
 const TB: u32 = 4u;
 
-struct Layer {
-    batch: u32,
-    fan_in: u32,
-    fan_out: u32,
-    w_offset: u32,
-    b_offset: u32,
-    store_z: u32,
-    alpha_offset: u32,   // index of the learned pReLU α in params, when alpha_learned is 1
-    alpha_learned: u32,  // 1: the activation parameter is params[alpha_offset], 0: ACT_P
-}
-
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> dz: array<f32>;
-@group(0) @binding(2) var<storage, read_write> grads: array<f32>;
-@group(0) @binding(3) var<storage, read> params: array<f32>;
-@group(0) @binding(4) var<storage, read> z_prev: array<f32>;
-@group(0) @binding(5) var<uniform> dims: Layer;
-@group(0) @binding(6) var<storage, read_write> dz_prev: array<f32>;
+@group(0) @binding(1) var<storage, read> params: array<f32>;
+@group(0) @binding(2) var<storage, read> z_prev: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dz_prev: array<f32>;
+@group(0) @binding(4) var<uniform> dims: Layer;
+@group(0) @binding(5) var<storage, read> dz: array<f32>;
+@group(0) @binding(6) var<storage, read_write> grads: array<f32>;
 @group(0) @binding(7) var<storage, read_write> partials: array<f32>;
 
 const LANES = vec4<u32>(0u, 1u, 2u, 3u);
@@ -76,7 +67,7 @@ fn grad_weights(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
     var dbias = vec4<f32>(0.0);
-    for (var b = 0u; b < dims.batch; b++) {
+    for (var b = dims.r_begin; b < dims.r_end; b++) {
         let xr = b * k_len;
         let dr = b * n;
         let xv = vec4<f32>(x[xr + ks.x], x[xr + ks.y], x[xr + ks.z], x[xr + ks.w]);
@@ -95,7 +86,7 @@ fn grad_weights(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         for (var j = 0u; j < TB; j++) {
             let col = n0 + j * WG_X;
             if col < n {
-                grads[dims.b_offset + col] = dbias[j];
+                put_grad(dims.b_offset + col, dbias[j]);
             }
         }
     }
@@ -110,8 +101,17 @@ fn store_dw(k: u32, n0: u32, v: vec4<f32>) {
     for (var j = 0u; j < TB; j++) {
         let col = n0 + j * WG_X;
         if col < dims.fan_out {
-            grads[base + col] = v[j];
+            put_grad(base + col, v[j]);
         }
+    }
+}
+
+// Writes a gradient: overwrites on the FIRST part of the batch, accumulates after it.
+fn put_grad(i: u32, v: f32) {
+    if (dims.flags & FLAG_FIRST) != 0u {
+        grads[i] = v;
+    } else {
+        grads[i] += v;
     }
 }
 
@@ -139,7 +139,7 @@ fn grad_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var j = 0u; j < n; j++) {
+    for (var j = dims.r_begin; j < dims.r_end; j++) {
         let dv = vec4<f32>(dz[rows.x + j], dz[rows.y + j], dz[rows.z + j], dz[rows.w + j]);
         let wv = vec4<f32>(params[wrows.x + j], params[wrows.y + j], params[wrows.z + j], params[wrows.w + j]);
         acc0 += dv.x * wv;
@@ -172,8 +172,16 @@ fn store_dx(b: u32, k0: u32, dy: vec4<f32>, p: f32) -> f32 {
     let base = b * dims.fan_in;
     let ks = min(vec4<u32>(k0) + LANES * WG_X, vec4<u32>(dims.fan_in - 1u));
     let zv = vec4<f32>(z_prev[base + ks.x], z_prev[base + ks.y], z_prev[base + ks.z], z_prev[base + ks.w]);
-    let g = dy * act_grad4(zv, p);
-    let da = dy * min(zv, vec4<f32>(0.0));
+    var sum = dy;
+    if (dims.flags & FLAG_FIRST) == 0u {
+        sum += vec4<f32>(dz_prev[base + ks.x], dz_prev[base + ks.y], dz_prev[base + ks.z], dz_prev[base + ks.w]);
+    }
+    let last = (dims.flags & FLAG_LAST) != 0u;
+    var g = sum;
+    if last {
+        g = sum * act_grad4(zv, p);
+    }
+    let da = sum * min(zv, vec4<f32>(0.0));
     var d_alpha = 0.0;
     for (var j = 0u; j < TB; j++) {
         let col = k0 + j * WG_X;
@@ -181,6 +189,9 @@ fn store_dx(b: u32, k0: u32, dy: vec4<f32>, p: f32) -> f32 {
             dz_prev[base + col] = g[j];
             d_alpha += da[j];
         }
+    }
+    if !last {
+        return 0.0;
     }
     return d_alpha;
 }

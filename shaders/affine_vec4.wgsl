@@ -3,8 +3,10 @@
 // whose parameters start at multiples of 4 floats). The host picks this variant when the
 // shapes allow it, and the scalar kernels otherwise (see src/gpu/kernels.rs, `MatmulVariant`).
 //
-// Needs activations.wgsl prepended (the host does it). The activation parameter is ACT_P, or
-// the learned pReLU α params[alpha_offset] when alpha_learned is 1.
+// Needs structs.wgsl and activations.wgsl prepended (the host does it). The activation
+// parameter is ACT_P, or the learned pReLU α params[alpha_offset] when alpha_learned is 1.
+// Each dispatch sums the part r_begin..r_end of its reduction (k for the forward, batch rows for
+// dW) and honours FLAG_FIRST / FLAG_LAST / FLAG_GRAD_INPUT as affine_act.wgsl describes.
 //
 // Register blocking: an invocation owns 8 rows × 8 columns, as two vec4 columns 8 vec4s apart
 // (lane lx of the workgroup owns vec4 columns lx and lx + 8 of its 16-vec4-wide tile), so a
@@ -26,17 +28,6 @@
 const WG_X: u32 = 8u;
 const WG_Y: u32 = 8u;
 const ROWS: u32 = 8u;
-
-struct Layer {
-    batch: u32,
-    fan_in: u32,
-    fan_out: u32,
-    w_offset: u32,
-    b_offset: u32,
-    store_z: u32,
-    alpha_offset: u32,   // index of the learned pReLU α in params, when alpha_learned is 1
-    alpha_learned: u32,  // 1: the activation parameter is params[alpha_offset], 0: ACT_P
-}
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> params: array<vec4<f32>>;
@@ -87,8 +78,8 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     var acc_b6 = vec4<f32>(0.0);
     var acc_a7 = vec4<f32>(0.0);
     var acc_b7 = vec4<f32>(0.0);
-    var w = dims.w_offset / 4u;
-    for (var k = 0u; k < k_len; k++) {
+    var w = dims.w_offset / 4u + dims.r_begin * n4;
+    for (var k = dims.r_begin; k < dims.r_end; k++) {
         let wa = params[w + ca];
         let wb = params[w + cb_load];
         let x0 = x[r0 + k];
@@ -117,9 +108,13 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
         acc_b7 += x7 * wb;
         w += n4;
     }
-    let bias4 = dims.b_offset / 4u;
-    let bias_a = params[bias4 + ca];
-    let bias_b = params[bias4 + cb_load];
+    var bias_a = vec4<f32>(0.0);
+    var bias_b = vec4<f32>(0.0);
+    if (dims.flags & (FLAG_FIRST | FLAG_GRAD_INPUT)) == FLAG_FIRST {
+        let bias4 = dims.b_offset / 4u;
+        bias_a = params[bias4 + ca];
+        bias_b = params[bias4 + cb_load];
+    }
     store_forward(row0 + 0u, ca, cb, acc_a0 + bias_a, acc_b0 + bias_b);
     store_forward(row0 + 1u, ca, cb, acc_a1 + bias_a, acc_b1 + bias_b);
     store_forward(row0 + 2u, ca, cb, acc_a2 + bias_a, acc_b2 + bias_b);
@@ -138,7 +133,7 @@ fn act_param() -> f32 {
     return ACT_P;
 }
 
-// Stores vec4 columns ca and (if in range) cb of one row of Z and Y.
+// Stores vec4 columns ca and (if in range) cb of one row (see store_vec).
 fn store_forward(row: u32, ca: u32, cb: u32, za: vec4<f32>, zb: vec4<f32>) {
     if row >= dims.batch {
         return;
@@ -146,16 +141,41 @@ fn store_forward(row: u32, ca: u32, cb: u32, za: vec4<f32>, zb: vec4<f32>) {
     let n4 = dims.fan_out / 4u;
     let base = row * n4;
     let p = act_param();
-    if dims.store_z != 0u {
-        z[base + ca] = za;
-    }
-    y[base + ca] = act4(za, p);
+    store_vec(base + ca, za, p);
     if cb < n4 {
-        if dims.store_z != 0u {
-            z[base + cb] = zb;
-        }
-        y[base + cb] = act4(zb, p);
+        store_vec(base + cb, zb, p);
     }
+}
+
+// One vec4 of the output: the partial sum, added to the running sum unless FLAG_FIRST; on the
+// LAST part Y = act(Z) (and Z kept when store_z), or for grad_input dZ_prev = sum ⊙ act'(Z_prev).
+fn store_vec(i: u32, part: vec4<f32>, p: f32) {
+    let grad = (dims.flags & FLAG_GRAD_INPUT) != 0u;
+    let first = (dims.flags & FLAG_FIRST) != 0u;
+    var zv = part;
+    if !first {
+        if grad {
+            zv += y[i];
+        } else {
+            zv += z[i];
+        }
+    }
+    if (dims.flags & FLAG_LAST) == 0u {
+        if grad {
+            y[i] = zv;
+        } else {
+            z[i] = zv;
+        }
+        return;
+    }
+    if grad {
+        y[i] = zv * act_grad4(z[i], p);
+        return;
+    }
+    if dims.store_z != 0u || !first {
+        z[i] = zv;
+    }
+    y[i] = act4(zv, p);
 }
 
 // dW[k, :] = Σ_b X[b, k] dZ[b, :]; the blocks holding row k = 0 also sum db = Σ_b dZ[b, :].
@@ -199,7 +219,7 @@ fn grad_weights(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     var acc_b7 = vec4<f32>(0.0);
     var db_a = vec4<f32>(0.0);
     var db_b = vec4<f32>(0.0);
-    for (var b = 0u; b < dims.batch; b++) {
+    for (var b = dims.r_begin; b < dims.r_end; b++) {
         let da = dz[b * n4 + ca];
         let dbv = dz[b * n4 + cb_load];
         db_a += da;
@@ -240,9 +260,9 @@ fn grad_weights(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     store_dw(k0 + 7u, ca, cb, acc_a7, acc_b7);
     if k0 == 0u {
         let bias4 = dims.b_offset / 4u;
-        grads[bias4 + ca] = db_a;
+        put_grad(bias4 + ca, db_a);
         if cb < n4 {
-            grads[bias4 + cb] = db_b;
+            put_grad(bias4 + cb, db_b);
         }
     }
 }
@@ -254,8 +274,17 @@ fn store_dw(k: u32, ca: u32, cb: u32, va: vec4<f32>, vb: vec4<f32>) {
     }
     let n4 = dims.fan_out / 4u;
     let base = dims.w_offset / 4u + k * n4;
-    grads[base + ca] = va;
+    put_grad(base + ca, va);
     if cb < n4 {
-        grads[base + cb] = vb;
+        put_grad(base + cb, vb);
+    }
+}
+
+// Writes a gradient vec4: overwrites on the FIRST part of the batch, accumulates after it.
+fn put_grad(i: u32, v: vec4<f32>) {
+    if (dims.flags & FLAG_FIRST) != 0u {
+        grads[i] = v;
+    } else {
+        grads[i] += v;
     }
 }

@@ -6,19 +6,14 @@
 // reduction in workgroup memory. Every element of `shared_sums` is written before it is read
 // (pipelines are built without zero-initialised workgroup memory).
 //
+// Needs structs.wgsl prepended (the host does it).
+//
 // Bindings (group 0), entry `reduce_alpha`
 //   0 partials: array<f32>  read        [count]
 //   1 grads:    array<f32>  read_write  flat gradients
 //   2 dims:     AlphaDims   uniform
 
 const WG: u32 = 256u;
-
-struct AlphaDims {
-    count: u32,
-    alpha_offset: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
 
 @group(0) @binding(0) var<storage, read> partials: array<f32>;
 @group(0) @binding(1) var<storage, read_write> grads: array<f32>;

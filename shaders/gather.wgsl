@@ -7,6 +7,8 @@
 // 188 MB of f32); one dispatch per chunk copies the rows whose index falls in
 // [row_start, row_end). One invocation per element of the batch, on a 2-D grid.
 //
+// Needs structs.wgsl prepended (the host does it).
+//
 // Bindings (group 0)
 //   0 features: array<f32>  read        rows row_start..row_end of the dataset, row-major
 //   1 labels:   array<u32>  read        every label of the dataset
@@ -16,13 +18,6 @@
 //   5 dims:     GatherDims  uniform
 
 const WG: u32 = 256u;
-
-struct GatherDims {
-    batch: u32,
-    n_features: u32,
-    row_start: u32,
-    row_end: u32,
-}
 
 @group(0) @binding(0) var<storage, read> features: array<f32>;
 @group(0) @binding(1) var<storage, read> labels: array<u32>;

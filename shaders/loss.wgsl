@@ -8,35 +8,21 @@
 // and reduces the loss sum and the correct count in workgroup memory, so the running
 // metrics in `state` need no atomics; they are read back once per epoch.
 // When training, a non-finite batch loss sets state.diverged (once), which stops every later
-// optimizer update: the parameters from before the bad step are kept.
+// optimizer update: the parameters from before the bad step are kept. The last part of a
+// training batch (dims.tick) then advances state.step, the t of Adam's bias correction, unless
+// the run has diverged: the optimizer update that follows needs no dispatch of its own for it.
+//
+// Needs structs.wgsl prepended (the host does it).
 //
 // Bindings (group 0)
-//   0 logits:  array<f32>  read        [batch × classes]
+//   0 logits:  array<f32>  read        [batch × stride] (classes used, the rest padding)
 //   1 labels:  array<u32>  read        [batch]
-//   2 dlogits: array<f32>  read_write  [batch × classes]  (written when dims.training is 1)
+//   2 dlogits: array<f32>  read_write  [batch × stride]  (classes written when dims.training is 1)
 //   3 state:   TrainState  read_write  running metrics and the step counter
 //   4 dims:    LossDims    uniform
 
 const WG: u32 = 256u;
 const LOSS_CE: u32 = 0u;
-
-struct LossDims {
-    batch: u32,
-    classes: u32,
-    loss_kind: u32,
-    training: u32,
-}
-
-struct TrainState {
-    step: u32,
-    diverged: u32,
-    bad_step: u32,
-    bad_loss: f32,
-    loss_sum: f32,
-    correct: u32,
-    count: u32,
-    _pad: u32,
-}
 
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> labels: array<u32>;
@@ -57,8 +43,8 @@ fn loss(@builtin(local_invocation_index) t: u32) {
     let inv_b = 1.0 / f32(dims.batch);
     var loss_acc = 0.0;
     var correct = 0u;
-    for (var r = t; r < dims.batch; r += WG) {
-        let base = r * c_len;
+    for (var r = dims.row_begin + t; r < dims.row_end; r += WG) {
+        let base = r * dims.stride;
         let label = labels[r];
         var mx = logits[base];
         var arg = 0u;
@@ -110,11 +96,14 @@ fn loss(@builtin(local_invocation_index) t: u32) {
         let batch_loss = red_loss[0];
         state.loss_sum += batch_loss;
         state.correct += red_correct[0];
-        state.count += dims.batch;
+        state.count += dims.row_end - dims.row_begin;
         if dims.training != 0u && state.diverged == 0u && !is_finite(batch_loss) {
             state.diverged = 1u;
             state.bad_step = state.step + 1u;
             state.bad_loss = batch_loss * inv_b;
+        }
+        if dims.tick != 0u && state.diverged == 0u {
+            state.step += 1u;
         }
     }
 }

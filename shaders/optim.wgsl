@@ -7,8 +7,11 @@
 //              p ← p − lr · (m / (1−β1^t)) / (√(v / (1−β2^t)) + ε)
 //   adamw:     p ← p·(1 − lr·wd), then adam without the wd·p term (decoupled weight decay)
 //
-// `tick` (one invocation) advances the step counter t before `update` runs; both do nothing
-// once the loss kernel has marked the run as diverged, so the last good parameters stay.
+// The loss kernel advances the step counter t before `update` runs (loss.wgsl, dims.tick); both
+// do nothing once the loss kernel has marked the run as diverged, so the last good parameters
+// stay.
+//
+// Needs structs.wgsl prepended (the host does it).
 //
 // Bindings (group 0)
 //   0 params: array<f32>  read_write
@@ -24,41 +27,12 @@ const OPT_MOMENTUM: u32 = 1u;
 const OPT_ADAM: u32 = 2u;
 const OPT_ADAMW: u32 = 3u;
 
-struct OptParams {
-    n: u32,
-    kind: u32,
-    lr: f32,
-    momentum: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    weight_decay: f32,
-}
-
-struct TrainState {
-    step: u32,
-    diverged: u32,
-    bad_step: u32,
-    bad_loss: f32,
-    loss_sum: f32,
-    correct: u32,
-    count: u32,
-    _pad: u32,
-}
-
 @group(0) @binding(0) var<storage, read_write> params: array<f32>;
 @group(0) @binding(1) var<storage, read> grads: array<f32>;
 @group(0) @binding(2) var<storage, read_write> m: array<f32>;
 @group(0) @binding(3) var<storage, read_write> v: array<f32>;
 @group(0) @binding(4) var<storage, read_write> state: TrainState;
 @group(0) @binding(5) var<uniform> opt: OptParams;
-
-@compute @workgroup_size(1)
-fn tick() {
-    if state.diverged == 0u {
-        state.step += 1u;
-    }
-}
 
 @compute @workgroup_size(WG)
 fn update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

@@ -23,7 +23,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::gpu::elementwise;
-use crate::gpu::kernels::{Kernel, MatmulVariant};
+use crate::gpu::kernels::Kernel;
 use crate::gpu::layer::{ResidentLayer, Shape};
 use crate::optim::OptimizerConfig;
 use crate::rng::Rng;
@@ -40,7 +40,8 @@ pub fn random_vec(rng: &mut Rng, len: usize, lo: f64, hi: f64) -> Vec<f32> {
     (0..len).map(|_| rng.uniform_range(lo, hi) as f32).collect()
 }
 
-/// One activation's forward and backward bandwidth against the copy shader.
+/// One activation's forward and backward bandwidth against the adapter's own
+/// `copy_buffer_to_buffer` (the bar a streaming kernel is measured against).
 #[derive(Clone, Debug)]
 pub struct ActivationResult {
     /// The activation as written on the command line (`swish:1`).
@@ -49,18 +50,19 @@ pub struct ActivationResult {
     pub forward: Summary,
     /// Backward GB/s (12 bytes per float: read z and dy, write dx).
     pub backward: Summary,
-    /// The copy shader's GB/s, measured between this activation's runs.
-    pub copy: Summary,
+    /// `copy_buffer_to_buffer` GB/s (8 bytes per float), measured between this activation's
+    /// runs.
+    pub copy_buffer: Summary,
 }
 
 impl ActivationResult {
-    /// Forward median over copy median.
+    /// Forward median over the median of the `copy_buffer_to_buffer` runs between its runs.
     pub fn forward_ratio(&self) -> f64 {
-        ratio(self.forward.median, self.copy.median)
+        ratio(self.forward.median, self.copy_buffer.median)
     }
-    /// Backward median over copy median.
+    /// Backward median over that `copy_buffer_to_buffer` median.
     pub fn backward_ratio(&self) -> f64 {
-        ratio(self.backward.median, self.copy.median)
+        ratio(self.backward.median, self.copy_buffer.median)
     }
 }
 
@@ -71,8 +73,10 @@ pub struct ActivationsReport {
     pub len: usize,
     /// Every copy-shader run of the section, GB/s.
     pub copy: Summary,
-    /// `copy_buffer_to_buffer` of the same size, GB/s (8 bytes per float).
+    /// Every `copy_buffer_to_buffer` run of the section, GB/s (8 bytes per float).
     pub copy_buffer: Summary,
+    /// The streaming layout the kernels ran in on this adapter.
+    pub layout: &'static str,
     /// The clock `copy_buffer` was timed with.
     pub copy_buffer_clock: Clock,
     /// One row per activation.
@@ -84,7 +88,7 @@ fn summary(samples: &[f64], what: &str) -> Result<Summary> {
 }
 
 /// Forward and backward of every activation over `opts.elementwise_len` random floats,
-/// interleaved with the copy shader; plus `copy_buffer_to_buffer`.
+/// interleaved with `copy_buffer_to_buffer` (the ratios' base) and the copy shader.
 pub fn activations(
     ctx: &GpuContext,
     timer: &Timer,
@@ -114,14 +118,13 @@ pub fn activations(
         timer.time_pass(|p| f.record(p))?;
         timer.time_pass(|p| b.record(p))?;
     }
-    let mut samples = vec![[Vec::new(), Vec::new(), Vec::new()]; kernels.len()];
-    let mut copy_buffer_s = Vec::new();
+    let mut samples = vec![[Vec::new(), Vec::new(), Vec::new(), Vec::new()]; kernels.len()];
     for _ in 0..opts.runs {
-        copy_buffer_s.push(timer.time_encoder(copy_buffer)?);
         for ((_, f, b), s) in kernels.iter().zip(samples.iter_mut()) {
-            s[0].push(timer.time_pass(|p| copy.record(p))?);
+            s[0].push(timer.time_encoder(copy_buffer)?);
             s[1].push(timer.time_pass(|p| f.record(p))?);
             s[2].push(timer.time_pass(|p| b.record(p))?);
+            s[3].push(timer.time_pass(|p| copy.record(p))?);
         }
     }
     let rate = |bytes_per_float: f64| move |s: f64| gbps(bytes_per_float * len as f64, s);
@@ -129,9 +132,9 @@ pub fn activations(
     for ((name, _, _), s) in kernels.iter().zip(&samples) {
         rows.push(ActivationResult {
             name: name.clone(),
-            copy: summary(
+            copy_buffer: summary(
                 &s[0].iter().map(|&t| rate(8.0)(t)).collect::<Vec<_>>(),
-                "copy",
+                "copy_buffer_to_buffer",
             )?,
             forward: summary(
                 &s[1].iter().map(|&t| rate(8.0)(t)).collect::<Vec<_>>(),
@@ -143,20 +146,17 @@ pub fn activations(
             )?,
         });
     }
-    let all_copies: Vec<f64> = samples
-        .iter()
-        .flat_map(|s| s[0].iter().map(|&t| rate(8.0)(t)))
-        .collect();
+    let all = |i: usize| -> Vec<f64> {
+        samples
+            .iter()
+            .flat_map(|s| s[i].iter().map(|&t| rate(8.0)(t)))
+            .collect()
+    };
     Ok(ActivationsReport {
         len,
-        copy: summary(&all_copies, "copy")?,
-        copy_buffer: summary(
-            &copy_buffer_s
-                .iter()
-                .map(|&t| rate(8.0)(t))
-                .collect::<Vec<_>>(),
-            "copy_buffer_to_buffer",
-        )?,
+        copy: summary(&all(3), "copy")?,
+        copy_buffer: summary(&all(0), "copy_buffer_to_buffer")?,
+        layout: elementwise::layout_for(ctx)?.name(),
         copy_buffer_clock: timer.encoder_clock(),
         rows,
     })
@@ -237,13 +237,25 @@ pub fn layers(ctx: &GpuContext, timer: &Timer, opts: &BenchOptions) -> Result<Ve
             fan_in: k,
             fan_out: n,
         } = shape;
+        // A model pads its output layer to a multiple of 4 columns (src/gpu/mlp/layout.rs) so
+        // the vec4 cores can run it; the bench does the same and counts only the real columns.
+        let n_dev = n.div_ceil(4) * 4;
         let mut rng = Rng::new(100 + i as u64);
         let scale = 1.0 / (k as f64).sqrt();
         let x = random_vec(&mut rng, m * k, -1.0, 1.0);
-        let w = random_vec(&mut rng, k * n, -scale, scale);
-        let b = random_vec(&mut rng, n, -0.1, 0.1);
-        let fits = MatmulVariant::vec4_fits(n, 0, k * n);
-        let core = ctx.autotune.choose(ctx, m, k, n, fits)?;
+        let w_real = random_vec(&mut rng, k * n, -scale, scale);
+        let mut w = vec![0.0; k * n_dev];
+        for (row, src) in w.chunks_mut(n_dev).zip(w_real.chunks(n)) {
+            row[..n].copy_from_slice(src);
+        }
+        let mut b = random_vec(&mut rng, n, -0.1, 0.1);
+        b.resize(n_dev, 0.0);
+        let shape = Shape {
+            fan_out: n_dev,
+            ..shape
+        };
+        let n = n_dev;
+        let core = crate::gpu::tune::choose(ctx, m, k, n, 0, k * n)?;
         let fused = ResidentLayer::with_variant(ctx, core, act, act, shape, &x, &w, &b, true)?;
         fused.write_backward_inputs(
             ctx,
@@ -271,7 +283,8 @@ pub fn layers(ctx: &GpuContext, timer: &Timer, opts: &BenchOptions) -> Result<Ve
             affine.z(),
             (m * n) as u64,
         )?;
-        let mut c = vec![0f32; m * n];
+        let real_n = opts.layers[i].0.fan_out;
+        let mut c = vec![0f32; m * real_n];
         let mut t = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
         // Run 0 of the first shape is the warm-up (shader compilation, first touch of the
         // buffers); later shapes reuse the same pipelines and need none.
@@ -283,14 +296,14 @@ pub fn layers(ctx: &GpuContext, timer: &Timer, opts: &BenchOptions) -> Result<Ve
                 act_pass.record(p);
             })?;
             let backward_s = timer.time_pass(|p| fused.record_backward(p))?;
-            let cpu_s = cpu_sgemm(m, k, n, &x, &w, &mut c);
+            let cpu_s = cpu_sgemm(m, k, real_n, &x, &w_real, &mut c);
             if run >= first {
                 for (v, s) in t.iter_mut().zip([fused_s, unfused_s, backward_s, cpu_s]) {
                     v.push(s);
                 }
             }
         }
-        let flops = |products: usize| move |s: f64| gflops(m, k, n, products, s);
+        let flops = |products: usize| move |s: f64| gflops(m, k, real_n, products, s);
         let sum = |v: &Vec<f64>, products: usize, what: &str| {
             summary(
                 &v.iter().map(|&s| flops(products)(s)).collect::<Vec<_>>(),
@@ -298,9 +311,13 @@ pub fn layers(ctx: &GpuContext, timer: &Timer, opts: &BenchOptions) -> Result<Ve
             )
         };
         out.push(LayerResult {
-            shape,
+            shape: opts.layers[i].0,
             activation: act.to_string(),
-            core: format!("{core:?}").to_ascii_lowercase(),
+            core: if n == real_n {
+                core.name().to_string()
+            } else {
+                format!("{} (n padded to {n})", core.name())
+            },
             fused: sum(&t[0], 1, "fused forward")?,
             unfused: sum(&t[1], 1, "unfused forward")?,
             backward: sum(&t[2], 2, "backward")?,

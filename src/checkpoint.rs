@@ -22,7 +22,7 @@ use safetensors::{Dtype, SafeTensorError};
 use crate::config::MlpConfig;
 use crate::data::Normalization;
 use crate::error::{Error, Result};
-use crate::optim::{OptimizerConfig, OptimizerState};
+use crate::optim::{OptimizerConfig, OptimizerKind, OptimizerState};
 
 /// The `format` metadata value of every wgmlp checkpoint.
 pub const FORMAT: &str = "wgmlp";
@@ -88,6 +88,11 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
 pub fn load_with_metrics(path: &Path) -> Result<(Checkpoint, Option<String>)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
     parse(path, &bytes)
+}
+
+/// Like [`load_with_metrics`], from the bytes of a file; `path` names it in errors.
+pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
+    parse(path, bytes)
 }
 
 /// Errors unless `ckpt` has the widths and activations of `expected` (for `--resume` with flags).
@@ -548,27 +553,57 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
     };
     let training = if meta.contains_key("optimizer") {
         let n_params = config.n_params();
-        let shapes = [vec![n_params], vec![0]];
-        let ctx = format!("metadata optimizer and widths {widths_text}");
-        let m = r.tensor("optimizer.m", &shapes, &ctx)?;
-        let v = r.tensor("optimizer.v", &shapes, &ctx)?;
-        names.extend(["optimizer.m", "optimizer.v"].map(String::from));
+        let optimizer = OptimizerConfig {
+            kind: r.parse("optimizer")?,
+            lr: r.parse("lr")?,
+            momentum: r.parse("momentum")?,
+            beta1: r.parse("beta1")?,
+            beta2: r.parse("beta2")?,
+            eps: r.parse("eps")?,
+            weight_decay: r.parse("weight_decay")?,
+        };
+        optimizer
+            .validate()
+            .map_err(|e| Error::data(path, "metadata optimizer", format!("{e}; {RESAVE}")))?;
+        if !(optimizer.eps.is_finite() && optimizer.eps > 0.0) {
+            let msg = format!("{} must be a positive number; {RESAVE}", optimizer.eps);
+            return Err(Error::data(path, "metadata eps", msg));
+        }
+        let step: u64 = r.parse("optimizer_step")?;
+        if u32::try_from(step).is_err() {
+            let msg = format!("{step} steps is more than the 2^32 - 1 wgmlp counts; {RESAVE}");
+            return Err(Error::data(path, "metadata optimizer_step", msg));
+        }
+        // A moment the optimizer uses must hold one value per parameter; one it does not
+        // use may be empty ([0]). Either way it is loaded as n_params values, so resuming
+        // with another --optimizer starts that moment at zero.
+        let uses = |moment: u8| match optimizer.kind {
+            OptimizerKind::Sgd => false,
+            OptimizerKind::Momentum => moment == 1,
+            OptimizerKind::Adam | OptimizerKind::AdamW => true,
+        };
+        let mut moment = |name: &str, index: u8| -> Result<Vec<f32>> {
+            let full = vec![n_params];
+            let ctx = format!(
+                "metadata optimizer={} and widths {widths_text}",
+                optimizer.kind
+            );
+            let shapes = if uses(index) {
+                vec![full]
+            } else {
+                vec![full, vec![0]]
+            };
+            let mut v = r.tensor(name, &shapes, &ctx)?;
+            names.push(name.to_string());
+            v.resize(n_params, 0.0);
+            Ok(v)
+        };
+        let m = moment("optimizer.m", 1)?;
+        let v = moment("optimizer.v", 2)?;
         Some(TrainingState {
             epoch: r.parse("epoch")?,
-            optimizer: OptimizerConfig {
-                kind: r.parse("optimizer")?,
-                lr: r.parse("lr")?,
-                momentum: r.parse("momentum")?,
-                beta1: r.parse("beta1")?,
-                beta2: r.parse("beta2")?,
-                eps: r.parse("eps")?,
-                weight_decay: r.parse("weight_decay")?,
-            },
-            state: OptimizerState {
-                step: r.parse("optimizer_step")?,
-                m,
-                v,
-            },
+            optimizer,
+            state: OptimizerState { step, m, v },
         })
     } else {
         None
@@ -598,7 +633,6 @@ mod tests {
     use crate::activation::Activation;
     use crate::config::{Init, Loss};
     use crate::data::testutil::{TestDir, assert_err};
-    use crate::optim::OptimizerKind;
     use safetensors::SafeTensors;
 
     type RawTensor = (String, Dtype, Vec<usize>, Vec<u8>);
@@ -719,7 +753,8 @@ mod tests {
         assert_eq!(bits(&bt.state.v), bits(&t.state.v));
         assert_eq!(bits(&back.params), bits(&c.params));
         assert_eq!(metrics.as_deref(), Some(r#"{"test_accuracy":0.97}"#));
-        // SGD keeps no moments: empty buffers round-trip as empty.
+        // SGD keeps no moments: empty buffers are written empty and read back as zeros, so a
+        // resume with another --optimizer starts its moments at zero.
         let state = OptimizerState {
             step: 9,
             m: vec![],
@@ -735,7 +770,13 @@ mod tests {
             ..full()
         };
         save(&p, &sgd).unwrap();
-        assert_eq!(load(&p).unwrap(), sgd);
+        let n = sgd.params.len();
+        let back = load(&p).unwrap().training.unwrap();
+        assert_eq!(
+            (back.state.step, back.state.m.len(), back.state.v.len()),
+            (9, n, n)
+        );
+        assert!(back.state.m.iter().chain(&back.state.v).all(|&x| x == 0.0));
         assert_err(
             save_with_metrics(&p, &sgd, Some("{oops")),
             &["metrics", "JSON"],
@@ -978,6 +1019,58 @@ mod tests {
         for (key, value, parts) in cases {
             parse_err(&set(&bytes, key, value), parts);
         }
+    }
+
+    #[test]
+    fn an_empty_moment_the_optimizer_uses_is_refused_by_name() {
+        // AdamW uses both moments: a crafted [0] optimizer.m used to load and then panic
+        // (index out of bounds) in the first CPU step of a resumed run.
+        let bytes = saved(&full());
+        let empty_m = rewrite(&bytes, |ts, _| {
+            let t = ts.iter_mut().find(|t| t.0 == "optimizer.m").unwrap();
+            (t.2, t.3) = (vec![0], vec![]);
+        });
+        parse_err(
+            &empty_m,
+            &[
+                "tensor optimizer.m",
+                "expected shape [53]",
+                "optimizer=adamw",
+                "found [0]",
+            ],
+        );
+        // Momentum uses m only: an empty v loads as zeros.
+        let momentum = set(
+            &set(&bytes, "optimizer", Some("momentum")),
+            "momentum",
+            Some("0.9"),
+        );
+        let empty_v = rewrite(&momentum, |ts, _| {
+            let t = ts.iter_mut().find(|t| t.0 == "optimizer.v").unwrap();
+            (t.2, t.3) = (vec![0], vec![]);
+        });
+        let back = parse(Path::new("m"), &empty_v).unwrap().0.training.unwrap();
+        assert_eq!(back.state.v, vec![0.0; 53]);
+        let empty_m = rewrite(&momentum, |ts, _| {
+            let t = ts.iter_mut().find(|t| t.0 == "optimizer.m").unwrap();
+            (t.2, t.3) = (vec![0], vec![]);
+        });
+        parse_err(&empty_m, &["tensor optimizer.m", "optimizer=momentum"]);
+    }
+
+    #[test]
+    fn optimizer_settings_that_cannot_train_are_refused_on_load() {
+        let bytes = saved(&full());
+        parse_err(
+            &set(&bytes, "lr", Some("-1")),
+            &["metadata optimizer", "learning rate"],
+        );
+        parse_err(&set(&bytes, "lr", Some("NaN")), &["metadata optimizer"]);
+        parse_err(&set(&bytes, "eps", Some("0")), &["metadata eps"]);
+        parse_err(
+            &set(&bytes, "optimizer_step", Some("4294967296")),
+            &["metadata optimizer_step", "2^32"],
+        );
     }
 
     #[test]

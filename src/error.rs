@@ -47,12 +47,17 @@ pub enum Error {
         message: String,
     },
 
-    /// A GPU operation failed at run time (mapping a buffer, a lost device, an out-of-memory).
-    #[error("GPU error during {op}: {message}")]
+    /// A GPU operation failed at run time: out of memory, a lost device, a validation or
+    /// internal error, or a wait that timed out.
+    #[error("GPU error ({kind}) during {op}{}: {message}; {}", adapter_suffix(adapter), kind.hint())]
     Gpu {
         /// What was being done.
         op: String,
-        /// wgpu's message.
+        /// What kind of failure.
+        kind: GpuFault,
+        /// The adapter's name (empty where unknown).
+        adapter: String,
+        /// wgpu's (or the driver's) message.
         message: String,
     },
 
@@ -118,6 +123,35 @@ pub enum Error {
         loss: f32,
     },
 
+    /// A model, a batch or a dataset needs more memory than the host or the adapter allows;
+    /// found from the configuration before anything is allocated.
+    #[error("{what} needs {} but {limit_name} is {}; {hint}", human_bytes(*.needed), human_bytes(*.limit))]
+    TooLarge {
+        /// What needs the memory, and what causes it (a layer, a flag).
+        what: String,
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes allowed.
+        limit: u64,
+        /// Which limit (`host memory available`, `the adapter's storage binding limit`, ...).
+        limit_name: String,
+        /// What to do about it.
+        hint: String,
+    },
+
+    /// Training was stopped by a signal (Ctrl-C, SIGTERM) after the work already submitted.
+    #[error(
+        "interrupted during epoch {epoch}, after {step} of its steps ({completed} epochs complete)"
+    )]
+    Interrupted {
+        /// The epoch that was running (1-based).
+        epoch: usize,
+        /// Steps of that epoch that had finished.
+        step: u64,
+        /// Epochs completed before the one that was interrupted.
+        completed: usize,
+    },
+
     /// A file could not be read or written.
     #[error("{}: {op}: {source}", path.display())]
     Io {
@@ -130,7 +164,32 @@ pub enum Error {
     },
 }
 
+/// `1.5 GiB (1600560012 bytes)`: a size for error messages, with the exact bytes.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [(&str, f64); 4] = [
+        ("TiB", 1099511627776.0),
+        ("GiB", 1073741824.0),
+        ("MiB", 1048576.0),
+        ("KiB", 1024.0),
+    ];
+    for (unit, size) in UNITS {
+        if bytes as f64 >= size {
+            return format!("{:.1} {unit} ({bytes} bytes)", bytes as f64 / size);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
 impl Error {
+    /// The exit code of the command line for this error: 130 for [`Error::Interrupted`] (as a
+    /// shell reports a process ended by Ctrl-C), 2 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Interrupted { .. } => 130,
+            _ => 2,
+        }
+    }
+
     /// Convenience constructor for [`Error::Shape`].
     pub fn shape(op: &str, expected: impl ToString, got: impl ToString) -> Self {
         Error::Shape {
@@ -166,11 +225,97 @@ impl Error {
         }
     }
 
-    /// Convenience constructor for [`Error::Gpu`].
+    /// Convenience constructor for [`Error::Gpu`] of kind [`GpuFault::Other`] with no adapter
+    /// named; [`crate::GpuContext::fault`] names the adapter.
     pub fn gpu(op: &str, message: impl ToString) -> Self {
         Error::Gpu {
             op: op.to_string(),
+            kind: GpuFault::Other,
+            adapter: String::new(),
             message: message.to_string(),
         }
+    }
+}
+
+/// The kind of a GPU failure ([`Error::Gpu`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GpuFault {
+    /// A buffer or other resource could not be allocated.
+    OutOfMemory,
+    /// The device was lost (driver reset, GPU removed, destroyed).
+    DeviceLost,
+    /// wgpu rejected an operation (a bug in wgmlp or an adapter limit it did not check).
+    Validation,
+    /// The driver failed internally (e.g. a shader that does not link).
+    Internal,
+    /// The GPU did not finish the submitted work in time.
+    Timeout,
+    /// Anything else (a failed buffer mapping, ...).
+    Other,
+}
+
+impl GpuFault {
+    /// What to do about it.
+    pub fn hint(self) -> &'static str {
+        match self {
+            GpuFault::OutOfMemory => {
+                "lower --batch-size or the layer widths, close other programs using the GPU, or use --device cpu"
+            }
+            GpuFault::DeviceLost => {
+                "the GPU driver reset or the device went away; run again, and check the driver (dmesg, nvidia-smi) if it repeats"
+            }
+            GpuFault::Validation | GpuFault::Internal => {
+                "this is a wgmlp or driver bug; please report it with the output of `wgmlp info`, or use --device cpu meanwhile"
+            }
+            GpuFault::Timeout => {
+                "the GPU is hung or far too slow for this job; try a smaller --batch-size, another adapter, or --device cpu"
+            }
+            GpuFault::Other => "run `wgmlp info` to check the adapter, or use --device cpu",
+        }
+    }
+}
+
+impl std::fmt::Display for GpuFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GpuFault::OutOfMemory => "out of memory",
+            GpuFault::DeviceLost => "device lost",
+            GpuFault::Validation => "validation",
+            GpuFault::Internal => "internal",
+            GpuFault::Timeout => "timeout",
+            GpuFault::Other => "failure",
+        })
+    }
+}
+
+fn adapter_suffix(adapter: &str) -> String {
+    if adapter.is_empty() {
+        String::new()
+    } else {
+        format!(" on {adapter}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_bytes_keeps_the_exact_count() {
+        assert_eq!(human_bytes(0), "0 bytes");
+        assert_eq!(human_bytes(1023), "1023 bytes");
+        assert_eq!(human_bytes(134217728), "128.0 MiB (134217728 bytes)");
+        assert_eq!(human_bytes(1600560012), "1.5 GiB (1600560012 bytes)");
+    }
+
+    #[test]
+    fn interrupted_exits_130_and_everything_else_2() {
+        let i = Error::Interrupted {
+            epoch: 3,
+            step: 40,
+            completed: 2,
+        };
+        assert_eq!(i.exit_code(), 130);
+        assert_eq!(Error::config("x", "y").exit_code(), 2);
     }
 }

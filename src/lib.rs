@@ -34,7 +34,7 @@ pub mod train;
 pub use activation::{ACTIVATION_NAMES, Activation};
 pub use config::{Init, Loss, MlpConfig};
 pub use data::{Dataset, Normalization};
-pub use error::{Error, Result};
+pub use error::{Error, GpuFault, Result};
 pub use gpu::{AdapterRequest, GpuContext, GpuDataset, GpuMlp};
 pub use optim::{OptimizerConfig, OptimizerKind};
 pub use reference::CpuMlp;

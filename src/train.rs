@@ -1,12 +1,13 @@
 //! `Trainer`: epochs of shuffled mini-batches on the GPU (or the CPU reference), with
 //! evaluation and metrics read back once per epoch.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::config::MlpConfig;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::gpu::mlp::GatherPlan;
 use crate::gpu::{GpuContext, GpuDataset, GpuMlp};
 use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::reference::{BatchLoss, CpuMlp};
@@ -65,8 +66,6 @@ pub struct GpuEngine<'c> {
     pub train: GpuDataset,
     /// Test set on the GPU.
     pub test: Option<GpuDataset>,
-    /// Gather plans by (dataset: 0 train / 1 test, batch size).
-    plans: Vec<(usize, usize, GatherPlan)>,
 }
 
 /// Where the model lives.
@@ -87,6 +86,7 @@ pub struct Trainer<'c> {
     seed: u64,
     /// Epochs completed.
     pub epoch: usize,
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl<'c> Trainer<'c> {
@@ -108,7 +108,6 @@ impl<'c> Trainer<'c> {
             mlp,
             train: train_gpu,
             test: test_gpu,
-            plans: Vec::new(),
         }));
         Ok(Self::with_engine(engine, config, train, test, options))
     }
@@ -146,7 +145,15 @@ impl<'c> Trainer<'c> {
             options,
             seed: config.seed,
             epoch: 0,
+            stop: None,
         }
+    }
+
+    /// Once `flag` is set (by a signal handler, say), the running epoch stops after the work
+    /// already submitted to the GPU (or the CPU step that is running) with
+    /// [`Error::Interrupted`]; the parameters are then those after the last finished step.
+    pub fn set_stop_flag(&mut self, flag: Arc<AtomicBool>) {
+        self.stop = Some(flag);
     }
 
     /// A short name of where training runs.
@@ -170,28 +177,30 @@ impl<'c> Trainer<'c> {
         let start = Instant::now();
         let perm = epoch_permutation(self.seed, epoch, self.train.len());
         let batch = self.options.batch_size.min(self.train.len());
+        let stop = self.stop.as_deref();
         let (train_stats, test_stats) = match &mut self.engine {
             Engine::Gpu(g) => {
-                let GpuEngine {
-                    mlp,
-                    train,
-                    test,
-                    plans,
-                } = &mut **g;
+                let GpuEngine { mlp, train, test } = &mut **g;
                 gpu_epoch(
                     mlp,
                     train,
                     test.as_ref(),
-                    plans,
                     &perm,
                     batch,
                     &self.options,
                     epoch,
+                    stop,
                 )?
             }
-            Engine::Cpu(mlp) => {
-                cpu_epoch(mlp, &self.train, self.test.as_ref(), &perm, batch, epoch)?
-            }
+            Engine::Cpu(mlp) => cpu_epoch(
+                mlp,
+                &self.train,
+                self.test.as_ref(),
+                &perm,
+                batch,
+                epoch,
+                stop,
+            )?,
         };
         self.epoch = epoch;
         let seconds = start.elapsed().as_secs_f64();
@@ -211,13 +220,11 @@ impl<'c> Trainer<'c> {
         let batch = self.options.batch_size.min(self.train.len());
         match &mut self.engine {
             Engine::Gpu(g) => {
-                let GpuEngine {
-                    mlp, train, plans, ..
-                } = &mut **g;
+                let GpuEngine { mlp, train, .. } = &mut **g;
                 let ctx = mlp.context();
                 let mut enc = ctx.device.create_command_encoder(&Default::default());
                 mlp.encode_reset_metrics(&mut enc);
-                encode_evaluation(mlp, plans, &mut enc, train, 0)?;
+                mlp.encode_evaluation(&mut enc, train)?;
                 mlp.encode_snapshot_states(&mut enc);
                 ctx.queue.submit([enc.finish()]);
                 let (_, ev) = mlp.read_snapshot()?;
@@ -258,6 +265,13 @@ impl<'c> Trainer<'c> {
             Engine::Cpu(mlp) => {
                 if params.len() != mlp.params.len() {
                     return Err(Error::shape("parameters", mlp.params.len(), params.len()));
+                }
+                if state.m.len() != params.len() || state.v.len() != params.len() {
+                    return Err(Error::shape(
+                        "optimizer state",
+                        format!("{} values per moment", params.len()),
+                        format!("{} and {}", state.m.len(), state.v.len()),
+                    ));
                 }
                 mlp.params = params.to_vec();
                 mlp.state = state.clone();
@@ -316,48 +330,16 @@ fn check_data(
     Ok(())
 }
 
-fn plan_for(
-    mlp: &GpuMlp,
-    plans: &mut Vec<(usize, usize, GatherPlan)>,
-    data: &GpuDataset,
-    id: usize,
-    batch: usize,
-) -> Result<usize> {
-    if let Some(i) = plans.iter().position(|(d, b, _)| *d == id && *b == batch) {
-        return Ok(i);
-    }
-    plans.push((id, batch, mlp.gather_plan(data, batch)?));
-    Ok(plans.len() - 1)
-}
-
-/// Records the evaluation of all of `data` (dataset id `id` in `plans`) in batches of the
-/// model's max batch, into the evaluation metrics.
-fn encode_evaluation(
-    mlp: &mut GpuMlp,
-    plans: &mut Vec<(usize, usize, GatherPlan)>,
-    enc: &mut wgpu::CommandEncoder,
-    data: &GpuDataset,
-    id: usize,
-) -> Result<()> {
-    let batch = mlp.max_batch();
-    for offset in (0..data.len).step_by(batch) {
-        let b = batch.min(data.len - offset);
-        let p = plan_for(mlp, plans, data, id, b)?;
-        mlp.encode_eval_batch(enc, data, &plans[p].2, offset)?;
-    }
-    Ok(())
-}
-
 #[allow(clippy::too_many_arguments)]
 fn gpu_epoch(
     mlp: &mut GpuMlp,
     train: &GpuDataset,
     test: Option<&GpuDataset>,
-    plans: &mut Vec<(usize, usize, GatherPlan)>,
     perm: &[u32],
     batch: usize,
     options: &TrainOptions,
     epoch: usize,
+    stop: Option<&AtomicBool>,
 ) -> Result<(Stats, Option<Stats>)> {
     let ctx = mlp.context();
     train.set_permutation(ctx, perm)?;
@@ -369,18 +351,20 @@ fn gpu_epoch(
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     mlp.encode_reset_metrics(&mut enc);
     for (i, &(offset, b)) in steps.iter().enumerate() {
-        let p = plan_for(mlp, plans, train, 0, b)?;
-        mlp.encode_train_step(&mut enc, train, &plans[p].2, offset)?;
+        mlp.encode_train_step(&mut enc, train, offset, b)?;
         if (i + 1) % options.steps_per_submit == 0 && i + 1 < steps.len() {
             let full = std::mem::replace(
                 &mut enc,
                 ctx.device.create_command_encoder(&Default::default()),
             );
             ctx.queue.submit([full.finish()]);
+            if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+                return Err(interrupted(epoch, i + 1));
+            }
         }
     }
     if let Some(test) = test {
-        encode_evaluation(mlp, plans, &mut enc, test, 1)?;
+        mlp.encode_evaluation(&mut enc, test)?;
     }
     mlp.encode_snapshot_states(&mut enc);
     ctx.queue.submit([enc.finish()]);
@@ -398,6 +382,16 @@ fn gpu_epoch(
     Ok(((tr.mean_loss(), tr.accuracy()), test_stats))
 }
 
+/// The error of an epoch stopped by the stop flag after `steps` of its steps.
+fn interrupted(epoch: usize, steps: usize) -> Error {
+    Error::Interrupted {
+        epoch,
+        step: steps as u64,
+        completed: epoch - 1,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn cpu_epoch(
     mlp: &mut CpuMlp<f32>,
     train: &Dataset,
@@ -405,10 +399,14 @@ fn cpu_epoch(
     perm: &[u32],
     batch: usize,
     epoch: usize,
+    stop: Option<&AtomicBool>,
 ) -> Result<(Stats, Option<Stats>)> {
     let d = train.n_features;
     let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-    for chunk in perm.chunks(batch) {
+    for (i, chunk) in perm.chunks(batch).enumerate() {
+        if i > 0 && stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            return Err(interrupted(epoch, i));
+        }
         let mut x = Vec::with_capacity(chunk.len() * d);
         let mut y = Vec::with_capacity(chunk.len());
         for &i in chunk {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::gpu;
-use wgmlp::gpu::kernels::MatmulVariant;
+use wgmlp::gpu::MatmulVariant;
 use wgmlp::gpu::layer::{self, Shape};
 use wgmlp::rng::Rng;
 use wgmlp::{Activation, GpuContext};
@@ -48,13 +48,17 @@ fn case(seed: u64, m: usize, k: usize, n: usize) -> Case {
     }
 }
 
-/// The scalar and vec4 cores where the shape allows vec4 columns, else the scalar one. (The
-/// wide core, whose pipelines take ~1 s each to compile on lavapipe, has its own test below.)
+/// The scalar, tiled and (where the shape allows vec4 columns) vec4 cores. (The wide core,
+/// whose pipelines take ~1 s each to compile on lavapipe, has its own test below.)
 fn variants(c: &Case) -> Vec<MatmulVariant> {
     if c.shape.fan_out % 4 == 0 {
-        vec![MatmulVariant::Scalar, MatmulVariant::Vec4]
+        vec![
+            MatmulVariant::Scalar,
+            MatmulVariant::Vec4,
+            MatmulVariant::Tiled,
+        ]
     } else {
-        vec![MatmulVariant::Scalar]
+        vec![MatmulVariant::Scalar, MatmulVariant::Tiled]
     }
 }
 
@@ -284,6 +288,70 @@ fn layer_wide_core_every_tile_edge() {
     }
 }
 
+/// The tiled core (64 × 64 outputs per workgroup, reduction tiles of 16 staged in workgroup
+/// memory) at every tile edge: one element, partial row, column and reduction tiles, more than
+/// one block each way, and an odd width no vec4 core can run.
+#[test]
+fn layer_tiled_core_every_tile_edge() {
+    let ctx = gpu();
+    for (m, k, n) in [
+        (1, 1, 1),
+        (65, 17, 63),
+        (64, 16, 64),
+        (130, 33, 129),
+        (3, 40, 7),
+    ] {
+        let c = case(31 + n as u64, m, k, n);
+        let what = format!("tiled {m}x{k}->{n}");
+        for act in [Activation::Relu, Activation::Sigmoid] {
+            check_forward_with(ctx, MatmulVariant::Tiled, act, &c, &what);
+            check_backward_with(ctx, MatmulVariant::Tiled, act, &c, &what);
+        }
+    }
+}
+
+/// The subgroup-broadcast forward core (X shared across 8-lane subgroups, 64 × 64 outputs per
+/// workgroup), where the adapter has subgroups of 8: partial row and column blocks, one vec4
+/// column, reductions split at multiples of 4. Elsewhere it must refuse to run.
+#[test]
+fn layer_bcast_core_every_tile_edge_or_a_clear_refusal() {
+    let ctx = gpu();
+    let runs = wgmlp::gpu::matmul::subgroups_of_8(ctx);
+    for (m, k, n) in [(1, 4, 4), (70, 20, 68), (64, 784, 64), (9, 8, 132)] {
+        let c = case(41 + n as u64, m, k, n);
+        let what = format!("bcast {m}x{k}->{n}");
+        if !runs {
+            let err = layer::forward_with(
+                ctx,
+                MatmulVariant::Bcast,
+                Activation::Relu,
+                c.shape,
+                &c.x,
+                &c.w,
+                &c.b,
+            );
+            assert!(err.is_err(), "{what}: bcast ran without subgroups of 8");
+            continue;
+        }
+        for act in [Activation::Relu, Activation::Tanh] {
+            check_forward_with(ctx, MatmulVariant::Bcast, act, &c, &what);
+            check_backward_with(ctx, MatmulVariant::Bcast, act, &c, &what);
+        }
+    }
+    if runs {
+        let mut split = GpuContext::new().expect("adapter");
+        split.max_loop_trip = 6; // parts of 4 k
+        let c = case(47, 13, 22 * 4, 8);
+        check_forward_with(
+            &split,
+            MatmulVariant::Bcast,
+            Activation::Relu,
+            &c,
+            "bcast split",
+        );
+    }
+}
+
 #[test]
 fn layer_256x256_to_10_the_textbook_output_layer() {
     let ctx = gpu();
@@ -292,20 +360,20 @@ fn layer_256x256_to_10_the_textbook_output_layer() {
     check_backward(ctx, Activation::Relu, &c, "256x256->10");
 }
 
-/// Batches past one grid row: the per-dimension limit is lowered to 2 workgroups so the row
-/// blocks spill from grid y into grid z (197 rows = 7 row blocks of 32, 4 of 64).
+/// Batches past one grid row: the per-dimension limit is lowered to 4 workgroups so the row
+/// blocks spill from grid y into grid z (301 rows = 10 row blocks of 32, 5 of 64).
 #[test]
 fn layer_batch_past_one_workgroup_grid_row() {
     let mut ctx = GpuContext::new().expect("adapter");
-    ctx.max_workgroups_per_dim = 2;
-    let c = case(5, 197, 45, 64);
+    ctx.max_workgroups_per_dim = 4;
+    let c = case(5, 301, 45, 64);
     for act in [
         Activation::Relu,
         Activation::Sigmoid,
         Activation::Prelu { alpha: 0.25 },
     ] {
-        check_forward(&ctx, act, &c, "197x45->64 on a 2-wide grid");
-        check_backward(&ctx, act, &c, "197x45->64 on a 2-wide grid");
+        check_forward(&ctx, act, &c, "301x45->64 on a 4-wide grid");
+        check_backward(&ctx, act, &c, "301x45->64 on a 4-wide grid");
     }
     // Columns that would need more workgroups than a grid row allows are an error, not a wrong answer.
     let wide = case(6, 4, 3, 129);

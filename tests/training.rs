@@ -334,3 +334,39 @@ fn divergence_stops_training_and_keeps_the_last_good_parameters() {
     );
     assert!(t.params().unwrap().iter().all(|p| p.is_finite()));
 }
+
+/// 3-30-200-10: the GPU keeps the parameters in its own layout (blocks aligned to 4 floats, the
+/// 10 outputs padded to 12: 8,736 floats for 8,330 parameters) so the vec4 cores can run every
+/// layer; after SGD steps every parameter, read back in the host layout, equals the CPU
+/// reference's (f32 against f32), the last ones included.
+#[test]
+fn every_parameter_of_a_padded_layout_is_trained_like_the_reference() {
+    let config = MlpConfig::new(3, &[30, 200], 10).with_seed(8);
+    let data = synthetic::teacher(200, 3, 8, 10, 2);
+    let opt = OptimizerConfig::sgd(0.05);
+    let mut g = GpuMlp::new(gpu(), &config, opt, 50).unwrap();
+    let mut c = CpuMlp::<f32>::new(&config, opt).unwrap();
+    for (x, y) in batches(&data, 50, 8) {
+        g.train_step(&x, &y, y.len()).unwrap();
+        c.train_step(&x, &y, y.len()).unwrap();
+    }
+    let got = g.params().unwrap();
+    let moved = got
+        .iter()
+        .zip(config.init_params())
+        .filter(|(a, b)| *a != b)
+        .count();
+    assert!(
+        moved > got.len() * 9 / 10,
+        "only {moved} of {} moved",
+        got.len()
+    );
+    let err = rel_err_norm(&to64(&got), &to64(&c.params));
+    assert!(err <= 1e-5, "parameters: relative error {err:e}");
+    let worst = got
+        .iter()
+        .zip(&c.params)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst <= 1e-5, "largest parameter difference {worst:e}");
+}

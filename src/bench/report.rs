@@ -13,7 +13,7 @@ pub struct Report {
     pub quick: bool,
     /// The clock compute passes were timed with.
     pub clock: Clock,
-    /// Activations against the copy shader.
+    /// Activations against `copy_buffer_to_buffer`.
     pub activations: Option<ActivationsReport>,
     /// Layer shapes.
     pub layers: Option<Vec<LayerResult>>,
@@ -54,7 +54,7 @@ impl Report {
                     o.insert("name".into(), json!(r.name));
                     put(&mut o, "forward_gbps", &r.forward);
                     put(&mut o, "backward_gbps", &r.backward);
-                    put(&mut o, "copy_gbps", &r.copy);
+                    put(&mut o, "copy_buffer_to_buffer_gbps", &r.copy_buffer);
                     o.insert("forward_ratio".into(), num(r.forward_ratio()));
                     o.insert("backward_ratio".into(), num(r.backward_ratio()));
                     Value::Object(o)
@@ -64,6 +64,7 @@ impl Report {
             let mut o = Map::new();
             o.insert("floats".into(), json!(a.len));
             put(&mut o, "copy_shader_gbps", &a.copy);
+            o.insert("layout".into(), json!(a.layout));
             put(&mut o, "copy_buffer_to_buffer_gbps", &a.copy_buffer);
             o.insert(
                 "copy_buffer_to_buffer_clock".into(),
@@ -203,11 +204,12 @@ mod tests {
                 copy: s(4.0),
                 copy_buffer: s(12.0),
                 copy_buffer_clock: Clock::Wall,
+                layout: "lanes",
                 rows: vec![ActivationResult {
                     name: "relu".into(),
                     forward: s(3.0),
                     backward: s(2.0),
-                    copy: s(4.0),
+                    copy_buffer: s(4.0),
                 }],
             }),
             layers: Some(vec![LayerResult {
@@ -238,7 +240,7 @@ mod tests {
         assert_eq!(a["forward_gbps_max"], 6.0);
         assert_eq!(a["forward_ratio"], 0.75);
         assert_eq!(a["backward_ratio"], 0.5);
-        assert_eq!(a["copy_gbps"], 4.0);
+        assert_eq!(a["copy_buffer_to_buffer_gbps"], 4.0);
         let l = &v["layers"][0];
         assert_eq!(
             (l["m"].as_u64(), l["k"].as_u64(), l["n"].as_u64()),

@@ -13,7 +13,7 @@ use super::common::{adapter_json, write_json};
 /// Which measurements to run.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Section {
-    /// Every activation's forward and backward against the copy shader.
+    /// Every activation's forward and backward against `copy_buffer_to_buffer`.
     Activations,
     /// Fused layer forward and backward against unfused and a CPU sgemm.
     Layers,
@@ -63,6 +63,10 @@ fn fmt(s: &Summary, prec: usize) -> String {
 /// Runs the chosen measurements and prints a table after each.
 pub fn run(args: &BenchArgs) -> Result<()> {
     let started = Instant::now();
+    // Minutes of measurements must not be lost to an output path that cannot be written.
+    if let Some(path) = &args.json {
+        wgmlp::fsutil::check_writable(path, "--json")?;
+    }
     let ctx = GpuContext::new()?;
     let opts = match (args.quick, ctx.is_software()) {
         (true, _) => BenchOptions::quick(),
@@ -128,11 +132,11 @@ fn print_activations(a: &bench::ActivationsReport) {
         (a.len * 4) >> 20
     );
     println!(
-        "(forward 8 B/float, backward 12 B/float; ratio = median over the copy shader's, measured between them)"
+        "(forward 8 B/float, backward 12 B/float; ratio = median over copy_buffer_to_buffer's, measured between them)"
     );
     println!(
         "{:<14} {:>24} {:>6} {:>24} {:>6} {:>24}",
-        "activation", "forward", "ratio", "backward", "ratio", "copy shader"
+        "activation", "forward", "ratio", "backward", "ratio", "copy_buffer_to_buffer"
     );
     for r in &a.rows {
         println!(
@@ -142,10 +146,14 @@ fn print_activations(a: &bench::ActivationsReport) {
             r.forward_ratio(),
             fmt(&r.backward, 2),
             r.backward_ratio(),
-            fmt(&r.copy, 2)
+            fmt(&r.copy_buffer, 2)
         );
     }
-    println!("copy shader, all runs:     {} GB/s", fmt(&a.copy, 2));
+    println!(
+        "copy shader, all runs:     {} GB/s ({} layout)",
+        fmt(&a.copy, 2),
+        a.layout
+    );
     println!(
         "copy_buffer_to_buffer:     {} GB/s ({})",
         fmt(&a.copy_buffer, 2),

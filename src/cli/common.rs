@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use wgmlp::data::{self, Dataset};
-use wgmlp::infer::Device;
-use wgmlp::{Error, Result};
+use wgmlp::infer::{Device, DeviceChoice};
+use wgmlp::{Error, GpuContext, Result};
 
 /// Where the data comes from.
 pub enum Source<'a> {
@@ -51,24 +51,31 @@ impl Source<'_> {
         !matches!(self, Source::Builtin(_))
     }
 
-    /// Loads (train, test).
-    pub fn load(&self, seed: u64) -> Result<(Dataset, Option<Dataset>)> {
+    /// Loads (train, test) for training, with a note for each choice the user should know
+    /// of (which of two copies of an IDX file is read). The classes are the training
+    /// labels' (at least 2); a test label outside them is an error naming file and row.
+    pub fn load(&self, seed: u64) -> Result<Loaded> {
         match self {
             Source::Builtin(name) => {
-                let (tr, te) = data::synthetic::builtin(name, seed)?;
-                Ok((tr, Some(te)))
+                let (train, test) = data::synthetic::builtin(name, seed)?;
+                Ok(Loaded::new(train, Some(test), Vec::new()))
             }
             Source::Idx(dir) => {
-                let (tr, te) = data::idx::read_dir(dir)?;
-                Ok((tr, Some(te)))
+                let files = data::idx::find_files(dir, true)?;
+                let (train, test) = data::idx_dir::read_files(&files)?;
+                Ok(Loaded::new(train, Some(test), files.notes))
             }
             Source::Csv(train, test) => {
                 let mut tr = data::csv::read_labeled(train, None)?;
-                let mut te = test.map(|t| data::csv::read_labeled(t, None)).transpose()?;
-                if let Some(te) = &mut te {
+                tr.n_classes = tr.n_classes.max(2);
+                let why = format!("of the training labels in {}", train.display());
+                let te = test
+                    .map(|t| data::csv::read_labeled_within(t, tr.n_classes, &why))
+                    .transpose()?;
+                if let (Some(te), Some(path)) = (&te, test) {
                     if te.n_features != tr.n_features {
                         return Err(Error::data(
-                            test.unwrap_or(train),
+                            path,
                             "row 1",
                             format!(
                                 "has {} feature columns but {} has {}; both files need the same columns",
@@ -78,17 +85,66 @@ impl Source<'_> {
                             ),
                         ));
                     }
-                    let classes = tr.n_classes.max(te.n_classes);
-                    tr.n_classes = classes;
-                    te.n_classes = classes;
                 }
-                tr.n_classes = tr.n_classes.max(2);
-                if let Some(te) = &mut te {
-                    te.n_classes = tr.n_classes;
-                }
-                Ok((tr, te))
+                Ok(Loaded::new(tr, te, Vec::new()))
             }
         }
+    }
+
+    /// Loads the evaluation data for a model with `inputs` features and `classes` outputs:
+    /// the test split of a built-in dataset, the test files of an IDX directory (the
+    /// training files need not be there), or a labelled CSV. A feature count or a label
+    /// the model cannot take is an error naming the data (file, row or sample), not the model.
+    pub fn load_for_model(
+        &self,
+        seed: u64,
+        inputs: usize,
+        classes: usize,
+        model: &Path,
+    ) -> Result<Loaded> {
+        let mismatch = |got: usize| {
+            format!(
+                "has {got} features but the model {} expects {inputs}; evaluate the model on data like the data it was trained on",
+                model.display()
+            )
+        };
+        let (data, notes) = match self {
+            Source::Builtin(name) => {
+                let (_, test) = data::synthetic::builtin(name, seed)?;
+                if test.n_features != inputs {
+                    let msg = format!("built-in {name} {}", mismatch(test.n_features));
+                    return Err(Error::config("--dataset", msg));
+                }
+                if test.n_classes > classes {
+                    let msg = format!(
+                        "built-in {name} has {} classes but the model {} has {classes} outputs",
+                        test.n_classes,
+                        model.display()
+                    );
+                    return Err(Error::config("--dataset", msg));
+                }
+                (test, Vec::new())
+            }
+            Source::Idx(dir) => {
+                let (test, files) = data::idx::read_test_dir(dir, classes)?;
+                if test.n_features != inputs {
+                    let msg = mismatch(test.n_features).replace("features", "features per sample");
+                    return Err(Error::data(&files.test_images, "header", msg));
+                }
+                (test, files.notes)
+            }
+            Source::Csv(path, _) => {
+                let why = format!("of the model {}'s outputs", model.display());
+                let test = data::csv::read_labeled_within(path, classes, &why)?;
+                if test.n_features != inputs {
+                    return Err(Error::data(path, "row 1", mismatch(test.n_features)));
+                }
+                (test, Vec::new())
+            }
+        };
+        let mut data = data;
+        data.n_classes = classes;
+        Ok(Loaded::new(data, None, notes))
     }
 
     /// A name for logs and metrics.
@@ -100,6 +156,76 @@ impl Source<'_> {
             Source::Csv(t, None) => format!("CSV {}", t.display()),
         }
     }
+}
+
+/// Datasets as loaded, with notes to print.
+pub struct Loaded {
+    /// The training set (or the evaluation data).
+    pub train: Dataset,
+    /// The test set, if there is one.
+    pub test: Option<Dataset>,
+    /// Things the user should know about what was read, one line each.
+    pub notes: Vec<String>,
+}
+
+impl Loaded {
+    fn new(train: Dataset, test: Option<Dataset>, notes: Vec<String>) -> Self {
+        Loaded { train, test, notes }
+    }
+
+    /// Prints the notes on stderr.
+    pub fn print_notes(&self) {
+        for n in &self.notes {
+            eprintln!("note: {n}");
+        }
+    }
+}
+
+/// Opens the device `choice` asks for. With `auto` and no adapter, falls back to the CPU
+/// reference path and says why, once.
+pub fn open_device(choice: DeviceChoice) -> Result<Option<GpuContext>> {
+    match choice {
+        DeviceChoice::Cpu => Ok(None),
+        DeviceChoice::Gpu => GpuContext::new().map(Some),
+        DeviceChoice::Auto => match GpuContext::new() {
+            Ok(ctx) => Ok(Some(ctx)),
+            Err(e) => {
+                eprintln!("note: {e}; using the CPU reference path");
+                Ok(None)
+            }
+        },
+    }
+}
+
+/// A `--seed` value: a whole number from 0 to 2^64 − 1 (parsed here, so that `-1` gets an
+/// answer from wgmlp rather than "unexpected argument").
+pub fn parse_seed(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    t.parse().map_err(|_| {
+        let what = if t.starts_with('-') {
+            "is negative"
+        } else {
+            "is not a whole number"
+        };
+        format!(
+            "{t:?} {what}; a seed is a whole number from 0 to {}",
+            u64::MAX
+        )
+    })
+}
+
+/// A count (`--epochs`, `--batch-size`, ...): a whole number ≥ 0; whether 0 makes sense is
+/// checked later, with a message about that option.
+pub fn parse_count(text: &str) -> std::result::Result<usize, String> {
+    let t = text.trim();
+    t.parse().map_err(|_| {
+        let what = if t.starts_with('-') {
+            "is negative"
+        } else {
+            "is not a whole number"
+        };
+        format!("{t:?} {what}; give a whole number of 1 or more")
+    })
 }
 
 /// The device as JSON (`name`, `backend`, `device_type`, `driver`).

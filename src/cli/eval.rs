@@ -4,10 +4,11 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use wgmlp::checkpoint::{self, Checkpoint};
+use wgmlp::config::HostUse;
 use wgmlp::infer::{self, Device, DeviceChoice};
 use wgmlp::{Error, GpuContext, Loss, Result};
 
-use super::common::{Source, adapter_json, write_json};
+use super::common::{Source, adapter_json, open_device, parse_seed, write_json};
 
 /// Options of `wgmlp eval`.
 #[derive(clap::Args, Debug)]
@@ -25,7 +26,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub dataset: Option<String>,
     /// Seed of a built-in dataset.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value = "42", value_parser = parse_seed, allow_negative_numbers = true)]
     pub seed: u64,
     /// Print the per-class confusion matrix.
     #[arg(long)]
@@ -64,6 +65,34 @@ fn load_model(model: &PathBuf) -> Result<Checkpoint> {
     checkpoint::load(model)
 }
 
+/// Checks that running `config` on `rows` rows fits the adapter's buffers (inference runs
+/// batches of up to 1024 rows on the GPU, 256 on the CPU) and the host memory.
+fn check_inference_memory(
+    ctx: Option<&GpuContext>,
+    config: &wgmlp::MlpConfig,
+    rows: usize,
+    model: &std::path::Path,
+) -> Result<()> {
+    let origin = format!("the widths of {}", model.display());
+    let (batch, host) = match ctx {
+        Some(c) => {
+            let limit = c
+                .limits
+                .max_storage_buffer_binding_size
+                .min(c.limits.max_buffer_size);
+            let batch = rows.clamp(1, 1024);
+            config.check_gpu_buffers(batch, limit, &c.info.name, &origin)?;
+            let software = c.is_software();
+            (batch, HostUse::Gpu { software })
+        }
+        None => (rows.clamp(1, 256), HostUse::CpuReference),
+    };
+    if let Some(available) = wgmlp::config::available_host_memory() {
+        config.check_host_memory(batch, host, 0, available, &origin)?;
+    }
+    Ok(())
+}
+
 /// Runs `wgmlp eval`.
 pub fn run_eval(args: &EvalArgs) -> Result<()> {
     let source = match (&args.data, &args.test, &args.dataset) {
@@ -78,44 +107,19 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
         }
     };
     let choice: DeviceChoice = args.device.parse()?;
+    if let Some(path) = &args.metrics_json {
+        wgmlp::fsutil::check_writable(path, "--metrics-json")?;
+    }
     let ckpt = load_model(&args.model)?;
-    let mut data = match source.load(args.seed)? {
-        (_, Some(test)) if !matches!(source, Source::Csv(..)) => test,
-        (train, _) => train,
-    };
     let config = &ckpt.config;
-    if data.n_features != config.input {
-        let at = args
-            .test
-            .as_ref()
-            .or(args.data.as_ref())
-            .unwrap_or(&args.model);
-        return Err(Error::data(
-            at,
-            "row 1",
-            format!(
-                "has {} features but the model {} expects {}",
-                data.n_features,
-                args.model.display(),
-                config.input
-            ),
-        ));
-    }
-    if data.n_classes > config.output {
-        return Err(Error::InvalidData {
-            what: source.describe(),
-            message: format!(
-                "labels go up to {} but the model has {} outputs",
-                data.n_classes - 1,
-                config.output
-            ),
-        });
-    }
-    data.n_classes = config.output;
+    let loaded = source.load_for_model(args.seed, config.input, config.output, &args.model)?;
+    loaded.print_notes();
+    let mut data = loaded.train;
     if let Some(norm) = &ckpt.normalization {
         norm.apply_to(&mut data)?;
     }
-    let ctx: Option<GpuContext> = infer::open_device(choice)?;
+    let ctx: Option<GpuContext> = open_device(choice)?;
+    check_inference_memory(ctx.as_ref(), config, data.len(), &args.model)?;
     let device = match &ctx {
         Some(c) => Device::Gpu(c),
         None => Device::Cpu,
@@ -167,7 +171,8 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
     if let Some(norm) = &ckpt.normalization {
         norm.apply(&mut x)?;
     }
-    let ctx: Option<GpuContext> = infer::open_device(choice)?;
+    let ctx: Option<GpuContext> = open_device(choice)?;
+    check_inference_memory(ctx.as_ref(), config, n, &args.model)?;
     let device = match &ctx {
         Some(c) => Device::Gpu(c),
         None => Device::Cpu,

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::{Dataset, read_file, write_atomic};
+use super::{Dataset, MAX_LABEL, read_file, write_atomic};
 use crate::error::{Error, Result};
 
 /// What the scan found besides the rows it handed to the callback.
@@ -39,9 +39,12 @@ fn shown(cell: &str) -> String {
 
 /// Decodes the file as UTF-8, splits it into lines and calls `on_row(row_number, cells)` for every
 /// data row, after checking that every row has as many cells as the first one.
-fn scan(path: &Path, mut on_row: impl FnMut(usize, &[&str]) -> Result<()>) -> Result<Scan> {
-    let bytes = read_file(path)?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
+fn scan(
+    path: &Path,
+    bytes: &[u8],
+    mut on_row: impl FnMut(usize, &[&str]) -> Result<()>,
+) -> Result<Scan> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
         Error::data(
             path,
             format!("byte {}", e.valid_up_to()),
@@ -167,8 +170,17 @@ fn parse_label(path: &Path, row: usize, cell: &str) -> Result<u32> {
         "is negative"
     } else if v.fract() != 0.0 {
         "is not an integer"
-    } else if v > f64::from(u32::MAX - 1) {
-        "is too large"
+    } else if v > f64::from(MAX_LABEL) {
+        return Err(Error::data(
+            path,
+            pos(),
+            format!(
+                "label \"{}\" is above {MAX_LABEL}, the largest class index wgmlp accepts (at most {} classes); \
+                 the first column must hold the class index 0, 1, 2, ... (is it a label column?)",
+                shown(cell),
+                u64::from(MAX_LABEL) + 1
+            ),
+        ));
     } else {
         return Ok(v as u32);
     };
@@ -184,14 +196,31 @@ fn parse_label(path: &Path, row: usize, cell: &str) -> Result<u32> {
 
 /// Reads a labelled CSV: class index in the first column, then the features.
 ///
-/// `n_classes` is `max label + 1` unless given, in which case a label `>= n_classes` is an error.
+/// `n_classes` is `max label + 1` unless given, in which case a label `>= n_classes` is an
+/// error naming the row. Labels above [`MAX_LABEL`] are always an error.
 pub fn read_labeled(path: &Path, n_classes: Option<usize>) -> Result<Dataset> {
+    labeled_from_bytes(path, &read_file(path)?, n_classes)
+}
+
+/// Reads a labelled CSV whose labels must be among `classes` classes, for a model that has
+/// them; a label outside is an error naming the row and `why` there are that many classes
+/// (e.g. `of the training labels in train.csv`).
+pub fn read_labeled_within(path: &Path, classes: usize, why: &str) -> Result<Dataset> {
+    labeled(path, &read_file(path)?, Some(classes), why)
+}
+
+/// Like [`read_labeled`], from the bytes of a file; `path` names it in errors.
+pub fn labeled_from_bytes(path: &Path, bytes: &[u8], n_classes: Option<usize>) -> Result<Dataset> {
+    labeled(path, bytes, n_classes, "")
+}
+
+fn labeled(path: &Path, bytes: &[u8], n_classes: Option<usize>, why: &str) -> Result<Dataset> {
     if n_classes == Some(0) {
         return Err(Error::config("n_classes", "must be at least 1"));
     }
     let mut features = Vec::new();
     let mut labels = Vec::new();
-    let scan = scan(path, |row, cells| {
+    let scan = scan(path, bytes, |row, cells| {
         if cells.len() < 2 {
             return Err(Error::data(
                 path,
@@ -207,10 +236,17 @@ pub fn read_labeled(path: &Path, n_classes: Option<usize>) -> Result<Dataset> {
             return Err(Error::data(
                 path,
                 format!("row {row}, column 1"),
-                format!(
-                    "label {label} is out of range; there are {c} classes, so labels must be 0..={}",
-                    c - 1
-                ),
+                match why {
+                    "" => format!(
+                        "label {label} is out of range; there are {c} classes, so labels must be 0..={}",
+                        c - 1
+                    ),
+                    why => format!(
+                        "label {label} is not one of the {c} classes (0..={}) {why}, so the model could never predict it; \
+                         remove such rows or add the class to the training data",
+                        c - 1
+                    ),
+                },
             ));
         }
         labels.push(label);
@@ -234,8 +270,17 @@ pub fn read_features(
     path: &Path,
     expected_features: Option<usize>,
 ) -> Result<(Vec<f32>, usize, usize)> {
+    features_from_bytes(path, &read_file(path)?, expected_features)
+}
+
+/// Like [`read_features`], from the bytes of a file; `path` names it in errors.
+pub fn features_from_bytes(
+    path: &Path,
+    bytes: &[u8],
+    expected_features: Option<usize>,
+) -> Result<(Vec<f32>, usize, usize)> {
     let mut features = Vec::new();
-    let scan = scan(path, |row, cells| {
+    let scan = scan(path, bytes, |row, cells| {
         if let Some(k) = expected_features.filter(|&k| cells.len() != k) {
             let hint = if cells.len() == k + 1 {
                 " (is the first column a label? remove it for prediction)"
@@ -403,6 +448,27 @@ mod tests {
             e.contains("range.csv") && e.contains("row 3, column 1") && e.contains("out of range"),
             "{e}"
         );
+        let p = write(&dir, "test.csv", "0,1\n5,1\n");
+        let e = read_labeled_within(&p, 2, "of the training labels in train.csv")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("test.csv: row 2, column 1: label 5 is not one of the 2 classes (0..=1) of the training labels in train.csv"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_label_above_the_class_limit_names_the_row_not_the_hidden_layers() {
+        let dir = TestDir::new("csv-huge-label");
+        let e = labeled_err(&dir, "huge.csv", "0,1,2\n4000000000,3,4\n", None);
+        assert!(
+            e.contains("huge.csv") && e.contains("row 2, column 1") && e.contains("above 65535"),
+            "{e}"
+        );
+        assert!(!e.contains("--hidden"), "{e}");
+        let d = read_labeled(&write(&dir, "max.csv", "65535,1\n"), None).unwrap();
+        assert_eq!(d.n_classes, 65536);
     }
 
     #[test]

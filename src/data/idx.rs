@@ -5,9 +5,10 @@
 //! detected by the magic bytes `1f 8b`, not by the file name.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::{Dataset, read_file, write_atomic};
+pub use super::idx_dir::{IdxFiles, find_files, read_dir, read_test_dir};
+use super::{MAX_LABEL, read_file, write_atomic};
 use crate::error::{Error, Result};
 
 /// An IDX element type: its type code, size in bytes and name.
@@ -63,29 +64,17 @@ impl Idx {
     }
 }
 
-/// Reads `path`, transparently decompressing gzip (detected by the `1f 8b` magic bytes).
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = read_file(path)?;
-    if raw.len() < 2 || raw[0] != 0x1f || raw[1] != 0x8b {
-        return Ok(raw);
-    }
-    let mut out = Vec::new();
-    let mut dec = flate2::read::MultiGzDecoder::new(raw.as_slice());
-    dec.read_to_end(&mut out).map_err(|e| {
-        Error::data(
-            path,
-            format!("gzip stream, after {} decompressed bytes", out.len()),
-            format!(
-                "corrupt gzip stream ({e}); the file is damaged or incomplete, download it again"
-            ),
-        )
-    })?;
-    Ok(out)
+/// What the header says: element type, dimensions, where the data starts and how many data
+/// bytes it declares.
+struct Header {
+    kind: Kind,
+    dims: Vec<usize>,
+    data_offset: usize,
+    expected: usize,
 }
 
-/// Parses and checks the header and data size of an IDX file.
-fn parse(path: &Path) -> Result<Idx> {
-    let bytes = read_maybe_gz(path)?;
+/// Parses the header at the start of `bytes` (which may hold more than the header).
+fn header(path: &Path, bytes: &[u8]) -> Result<Header> {
     let fail = |pos: &str, msg: String| Err(Error::data(path, pos, msg));
     if bytes.len() < 4 {
         let n = bytes.len();
@@ -133,35 +122,126 @@ fn parse(path: &Path) -> Result<Idx> {
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
         .collect();
-    let shape = dims_text(&dims);
-    let Some(expected) = dims.iter().try_fold(kind.size, |a, &d| a.checked_mul(d)) else {
+    // The size of one sample is checked on its own too: with zero samples the product of
+    // all dimensions is 0 however large the others are.
+    let sample = dims[1..]
+        .iter()
+        .try_fold(kind.size, |a, &d| a.checked_mul(d));
+    let expected = sample.and_then(|b| b.checked_mul(dims[0]));
+    let Some(expected) = expected else {
+        let shape = dims_text(&dims);
         return fail(
             "header",
             format!("dimensions {shape} are too large to hold in memory"),
         );
     };
-    let present = bytes.len() - data_offset;
-    if present != expected {
-        let what = if present < expected {
-            "truncated data: the file is incomplete, download it again"
-        } else {
-            "trailing data after the last element: the header does not match the file"
-        };
-        let pos = format!("byte {}", data_offset + present.min(expected));
-        let (name, n) = (kind.name, bytes.len());
-        return fail(
-            &pos,
-            format!(
-                "{what} (the header declares {shape} {name} elements = {expected} data bytes, {present} present; file size {n} bytes)"
-            ),
-        );
-    }
-    Ok(Idx {
+    Ok(Header {
         kind,
         dims,
         data_offset,
+        expected,
+    })
+}
+
+/// Checks that `present` data bytes (of a file of `total` bytes) are what `h` declares.
+fn check_size(path: &Path, h: &Header, present: usize, total: usize) -> Result<()> {
+    let expected = h.expected;
+    if present == expected {
+        return Ok(());
+    }
+    let what = if present < expected {
+        "truncated data: the file is incomplete, download it again"
+    } else {
+        "trailing data after the last element: the header does not match the file"
+    };
+    let pos = format!("byte {}", h.data_offset + present.min(expected));
+    let (shape, name) = (dims_text(&h.dims), h.kind.name);
+    Err(Error::data(
+        path,
+        pos,
+        format!(
+            "{what} (the header declares {shape} {name} elements = {expected} data bytes, {present} present; file size {total} bytes)"
+        ),
+    ))
+}
+
+fn gzip_error(path: &Path, decompressed: usize, e: std::io::Error) -> Error {
+    Error::data(
+        path,
+        format!("gzip stream, after {decompressed} decompressed bytes"),
+        format!("corrupt gzip stream ({e}); the file is damaged or incomplete, download it again"),
+    )
+}
+
+/// Reads from `reader` until `out` holds `len` bytes or the stream ends.
+fn fill(path: &Path, reader: &mut impl Read, out: &mut Vec<u8>, len: usize) -> Result<()> {
+    let want = len.saturating_sub(out.len()) as u64;
+    let got = reader.by_ref().take(want).read_to_end(out);
+    got.map(|_| ()).map_err(|e| gzip_error(path, out.len(), e))
+}
+
+/// Decompresses a gzip IDX file: the header first, then no more than the data it declares
+/// (the rest of the stream is only counted), so a header claiming billions of elements
+/// allocates nothing before the data is there, and a declared size beyond the memory
+/// available is refused before reading it.
+fn parse_gz(path: &Path, raw: &[u8]) -> Result<Idx> {
+    let mut dec = flate2::read::MultiGzDecoder::new(raw);
+    let mut bytes = Vec::new();
+    fill(path, &mut dec, &mut bytes, 4)?;
+    if bytes.len() == 4 && bytes[0] == 0 && bytes[1] == 0 {
+        let header_len = 4 + 4 * usize::from(bytes[3]);
+        fill(path, &mut dec, &mut bytes, header_len)?;
+    }
+    let h = header(path, &bytes)?;
+    if let Some(available) = crate::config::available_host_memory() {
+        if h.expected as u64 > available {
+            let (shape, name) = (dims_text(&h.dims), h.kind.name);
+            return Err(Error::data(
+                path,
+                "header",
+                format!(
+                    "the header declares {shape} {name} elements = {} of data, more than the {} of memory available; the file is corrupt, or too large for this machine",
+                    crate::error::human_bytes(h.expected as u64),
+                    crate::error::human_bytes(available)
+                ),
+            ));
+        }
+    }
+    fill(path, &mut dec, &mut bytes, h.data_offset + h.expected)?;
+    let mut present = bytes.len() - h.data_offset;
+    if present == h.expected {
+        // Count (without keeping) whatever follows, for the error message.
+        let rest = std::io::copy(&mut dec, &mut std::io::sink());
+        present += rest.map_err(|e| gzip_error(path, bytes.len(), e))? as usize;
+    }
+    check_size(path, &h, present, h.data_offset + present)?;
+    Ok(Idx {
+        kind: h.kind,
+        dims: h.dims,
+        data_offset: h.data_offset,
         bytes,
     })
+}
+
+/// Parses and checks the header and data size of IDX `raw` bytes (gzip is detected by the
+/// `1f 8b` magic bytes); `path` names the file in errors.
+fn parse_bytes(path: &Path, raw: Vec<u8>) -> Result<Idx> {
+    if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
+        return parse_gz(path, &raw);
+    }
+    let h = header(path, &raw)?;
+    check_size(path, &h, raw.len() - h.data_offset, raw.len())?;
+    Ok(Idx {
+        kind: h.kind,
+        dims: h.dims,
+        data_offset: h.data_offset,
+        bytes: raw,
+    })
+}
+
+/// Reads and parses the IDX file at `path`.
+fn parse(path: &Path) -> Result<Idx> {
+    parse_bytes(path, read_file(path)?)
 }
 
 fn dims_text(dims: &[usize]) -> String {
@@ -173,7 +253,15 @@ fn dims_text(dims: &[usize]) -> String {
 ///
 /// u8 data is scaled to [0, 1] by /255; every other type is converted to f32 as is.
 pub fn read_images(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
-    let idx = parse(path)?;
+    images(path, parse(path)?)
+}
+
+/// Like [`read_images`], from the bytes of a file (plain or gzip); `path` names it in errors.
+pub fn images_from_bytes(path: &Path, bytes: &[u8]) -> Result<(Vec<f32>, usize, usize)> {
+    images(path, parse_bytes(path, bytes.to_vec())?)
+}
+
+fn images(path: &Path, idx: Idx) -> Result<(Vec<f32>, usize, usize)> {
     let (n, n_features) = (idx.dims[0], idx.dims[1..].iter().product::<usize>());
     if n_features == 0 {
         let msg = format!(
@@ -207,9 +295,18 @@ pub fn read_images(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
     Ok((out, n, n_features))
 }
 
-/// Reads an IDX label file (one dimension, u8 or i32 elements) as class indices.
+/// Reads an IDX label file (one dimension, u8 or i32 elements) as class indices, each at
+/// most [`MAX_LABEL`](super::MAX_LABEL).
 pub fn read_labels(path: &Path) -> Result<Vec<u32>> {
-    let idx = parse(path)?;
+    labels(path, parse(path)?)
+}
+
+/// Like [`read_labels`], from the bytes of a file (plain or gzip); `path` names it in errors.
+pub fn labels_from_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<u32>> {
+    labels(path, parse_bytes(path, bytes.to_vec())?)
+}
+
+fn labels(path: &Path, idx: Idx) -> Result<Vec<u32>> {
     if idx.dims.len() != 1 {
         let (d, shape) = (idx.dims.len(), dims_text(&idx.dims));
         let msg = format!(
@@ -223,11 +320,15 @@ pub fn read_labels(path: &Path) -> Result<Vec<u32>> {
         I32 => (0..idx.dims[0])
             .map(|i| {
                 let v = idx.kind.get(data, i);
+                let pos = || format!("byte {}", idx.data_offset + 4 * i);
                 if v < 0.0 {
-                    let pos = format!("byte {}", idx.data_offset + 4 * i);
-                    let msg =
-                        format!("label {i} is {v}; labels must be non-negative class indices");
-                    return Err(Error::data(path, pos, msg));
+                    let msg = format!(
+                        "the label of sample {i} is {v}; labels must be non-negative class indices"
+                    );
+                    return Err(Error::data(path, pos(), msg));
+                }
+                if v > f64::from(MAX_LABEL) {
+                    return Err(Error::data(path, pos(), too_large_label(i, v)));
                 }
                 Ok(v as u32)
             })
@@ -242,86 +343,11 @@ pub fn read_labels(path: &Path) -> Result<Vec<u32>> {
     }
 }
 
-const TRAIN_IMAGES: &[&str] = &["train-images", "train-features"];
-const TRAIN_LABELS: &[&str] = &["train-labels"];
-const TEST_IMAGES: &[&str] = &["t10k-images", "test-images", "test-features"];
-const TEST_LABELS: &[&str] = &["t10k-labels", "test-labels"];
-
-/// The lexicographically first regular file in `dir` whose name starts with one of `prefixes`.
-fn find(dir: &Path, names: &[(String, PathBuf)], prefixes: &[&str]) -> Result<PathBuf> {
-    names
-        .iter()
-        .find(|(n, _)| prefixes.iter().any(|p| n.starts_with(p)))
-        .map(|(_, p)| p.clone())
-        .ok_or_else(|| {
-            Error::data(
-                dir,
-                "directory",
-                format!(
-                    "no {} file; expected the four MNIST/Fashion-MNIST IDX files train-images-idx3-ubyte, \
-                     train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (optionally .gz)",
-                    prefixes.iter().map(|p| format!("{p}*")).collect::<Vec<_>>().join(" or ")
-                ),
-            )
-        })
-}
-
-fn file_name(p: &Path) -> String {
-    let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
-    name.unwrap_or_else(|| p.display().to_string())
-}
-
-/// Reads one images + labels pair and checks that the counts agree.
-fn read_pair(images: &Path, labels: &Path) -> Result<(Vec<f32>, Vec<u32>, usize)> {
-    let (x, n, k) = read_images(images)?;
-    let y = read_labels(labels)?;
-    if y.len() != n {
-        return Err(Error::data(
-            labels,
-            "header",
-            format!(
-                "has {} labels but {} has {n} images; the two files must describe the same samples",
-                y.len(),
-                file_name(images)
-            ),
-        ));
-    }
-    Ok((x, y, k))
-}
-
-/// Reads the four MNIST-style IDX files in `dir` into (train, test), named after the directory.
-pub fn read_dir(dir: &Path) -> Result<(Dataset, Dataset)> {
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, "read directory", e))? {
-        let entry = entry.map_err(|e| Error::io(dir, "read directory", e))?;
-        let path = entry.path();
-        if path.is_file() {
-            names.push((entry.file_name().to_string_lossy().into_owned(), path));
-        }
-    }
-    names.sort();
-    let train_images = find(dir, &names, TRAIN_IMAGES)?;
-    let train_labels = find(dir, &names, TRAIN_LABELS)?;
-    let test_images = find(dir, &names, TEST_IMAGES)?;
-    let test_labels = find(dir, &names, TEST_LABELS)?;
-    let (x_train, y_train, k_train) = read_pair(&train_images, &train_labels)?;
-    let (x_test, y_test, k_test) = read_pair(&test_images, &test_labels)?;
-    if k_train != k_test {
-        return Err(Error::data(
-            &test_images,
-            "header",
-            format!(
-                "has {k_test} features per sample but {} has {k_train}; train and test must have the same shape",
-                file_name(&train_images)
-            ),
-        ));
-    }
-    let max = y_train.iter().chain(&y_test).copied().max().unwrap_or(0);
-    let n_classes = (max as usize + 1).max(2);
-    let name = file_name(&dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()));
-    let train = Dataset::new(name.clone(), x_train, y_train, k_train, n_classes)?;
-    let test = Dataset::new(name, x_test, y_test, k_test, n_classes)?;
-    Ok((train, test))
+/// The message for a label above [`MAX_LABEL`] at sample `i`.
+fn too_large_label(i: usize, v: f64) -> String {
+    format!(
+        "the label of sample {i} is {v}, above {MAX_LABEL}, the largest class index wgmlp accepts; labels must be class indices 0, 1, 2, ..."
+    )
 }
 
 /// Encodes an IDX header and data, optionally gzip-compressed, and writes it atomically.
@@ -408,6 +434,55 @@ mod tests {
         b[12..16].copy_from_slice(&(-1i32).to_be_bytes());
         std::fs::write(&p, &b).unwrap();
         assert_err(read_labels(&p), &["i32", "byte 12", "-1"]);
+    }
+
+    #[test]
+    fn i32_labels_above_the_class_limit_name_the_sample() {
+        let mut b = vec![0, 0, 0x0C, 1, 0, 0, 0, 2, 0, 0, 0, 7];
+        b.extend_from_slice(&4_000_000i32.to_be_bytes());
+        let parts = ["l.idx", "byte 12", "sample 1", "above 65535"];
+        assert_err(labels_from_bytes(Path::new("l.idx"), &b), &parts);
+    }
+
+    #[test]
+    fn a_gzip_header_claiming_billions_of_rows_allocates_nothing_first() {
+        // 4,000,000,000 × 784 u8 images declared, 16 bytes of data present: a typed error
+        // about the memory (or the truncation), never an attempt to allocate 3 TB.
+        let mut b = vec![0, 0, 0x08, 3];
+        for d in [4_000_000_000u32, 28, 28] {
+            b.extend_from_slice(&d.to_be_bytes());
+        }
+        b.extend_from_slice(&[1; 16]);
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&b).unwrap();
+        let gz = enc.finish().unwrap();
+        let e = images_from_bytes(Path::new("huge.gz"), &gz)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("huge.gz: header") && e.contains("memory available"),
+            "{e}"
+        );
+        let e = images_from_bytes(Path::new("huge"), &b)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("huge: byte 32") && e.contains("truncated"),
+            "{e}"
+        );
+    }
+
+    /// Found by fuzzing: zero samples of 2 × 3 × 2^32−1… elements made the per-sample size
+    /// overflow (a panic) instead of an error.
+    #[test]
+    fn zero_samples_with_an_overflowing_sample_size_is_an_error() {
+        let mut b = vec![0, 0, 0x08, 4];
+        for d in [0u32, u32::MAX, u32::MAX, u32::MAX] {
+            b.extend_from_slice(&d.to_be_bytes());
+        }
+        let parts = ["z.idx", "header", "too large"];
+        assert_err(images_from_bytes(Path::new("z.idx"), &b), &parts);
+        assert_err(labels_from_bytes(Path::new("z.idx"), &b), &parts);
     }
 
     #[test]
@@ -531,75 +606,5 @@ mod tests {
         assert!(write_images_u8(&dir.join("x"), &[2, 2], &[0; 3], false).is_err());
         assert!(write_images_u8(&dir.join("x"), &[], &[], false).is_err());
         assert!(!dir.join("x").exists());
-    }
-
-    fn mnist_dir(dir: &TestDir, gz: bool, n_train_labels: u8) {
-        let s = if gz { ".gz" } else { "" };
-        let p = |name: &str| dir.join(&format!("{name}{s}"));
-        write_images_u8(&p("train-images-idx3-ubyte"), &[3, 2, 2], &[9; 12], gz).unwrap();
-        let y: Vec<u8> = (0..n_train_labels).collect();
-        write_labels(&p("train-labels-idx1-ubyte"), &y, gz).unwrap();
-        write_images_u8(&p("t10k-images-idx3-ubyte"), &[2, 2, 2], &[255; 8], gz).unwrap();
-        write_labels(&p("t10k-labels-idx1-ubyte"), &[4, 0], gz).unwrap();
-    }
-
-    #[test]
-    fn read_dir_finds_the_four_files() {
-        for gz in [false, true] {
-            let dir = TestDir::new(if gz { "mnist-gz" } else { "mnist" });
-            mnist_dir(&dir, gz, 3);
-            let (train, test) = read_dir(dir.path()).unwrap();
-            assert_eq!((train.len(), test.len()), (3, 2));
-            assert_eq!(
-                (train.n_features, train.n_classes, test.n_classes),
-                (4, 5, 5)
-            );
-            assert_eq!(test.features, vec![1.0; 8]);
-            assert_eq!(train.labels, vec![0, 1, 2]);
-            assert_eq!(train.name, file_name(dir.path()));
-        }
-    }
-
-    #[test]
-    fn read_dir_reports_image_label_count_mismatch() {
-        let dir = TestDir::new("mnist-count");
-        mnist_dir(&dir, false, 2);
-        let parts = [
-            "train-labels-idx1-ubyte",
-            "train-images-idx3-ubyte",
-            "header",
-        ];
-        let e = assert_err(read_dir(dir.path()), &parts);
-        assert!(
-            e.contains("has 2 labels but") && e.contains("has 3 images"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn read_dir_reports_missing_file() {
-        let dir = TestDir::new("mnist-missing");
-        mnist_dir(&dir, true, 3);
-        std::fs::remove_file(dir.join("t10k-labels-idx1-ubyte.gz")).unwrap();
-        let parts = [
-            "mnist-missing",
-            "directory",
-            "no t10k-labels* or test-labels* file",
-        ];
-        assert_err(read_dir(dir.path()), &parts);
-    }
-
-    #[test]
-    fn read_dir_reports_feature_count_mismatch() {
-        let dir = TestDir::new("mnist-shape");
-        mnist_dir(&dir, false, 3);
-        write_images_u8(&dir.join("t10k-images-idx3-ubyte"), &[2, 3], &[1; 6], false).unwrap();
-        let parts = [
-            "t10k-images-idx3-ubyte",
-            "header",
-            "has 3 features",
-            "has 4",
-        ];
-        assert_err(read_dir(dir.path()), &parts);
     }
 }

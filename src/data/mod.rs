@@ -3,12 +3,18 @@
 
 pub mod csv;
 pub mod idx;
+pub mod idx_dir;
 pub mod synthetic;
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::rng::Rng;
+
+/// The largest class index a data file may hold: wgmlp accepts at most 65,536 classes (the
+/// output layer has one unit per class), so a label like 4000000000 is a broken file, not a
+/// request for a model with four billion outputs.
+pub const MAX_LABEL: u32 = 65_535;
 
 /// A classification dataset held in memory: row-major features and integer labels.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,5 +1,6 @@
-//! Which matmul core each layer uses: a short timing of the eligible cores at first use of a
-//! shape class on an adapter, remembered in memory and on disk.
+//! The cache of matmul-core choices: per adapter and shape class, in memory and on disk. It
+//! holds choices only; the timing that makes them lives beside the cores, in
+//! [`crate::gpu::tune`], which hands it in as a closure.
 //!
 //! The best core differs between adapters (on CPU adapters barriers are expensive and wide
 //! register blocks win; GPUs have other trade-offs), so no fixed choice is right for everyone.
@@ -15,14 +16,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Instant;
 
-use crate::activation::Activation;
 use crate::error::{Error, Result};
-use crate::gpu::context::GpuContext;
-use crate::gpu::kernels::MatmulVariant;
-use crate::gpu::layer::{ResidentLayer, Shape};
-use crate::rng::Rng;
+use crate::gpu::variant::MatmulVariant;
 
 /// The environment variable that sets the [`Policy`].
 pub const ENV_MATMUL: &str = "WGMLP_MATMUL";
@@ -34,7 +30,8 @@ pub const ENV_CACHE_DIR: &str = "WGMLP_CACHE_DIR";
 pub enum Policy {
     /// Time the eligible cores once per shape class and adapter.
     Auto,
-    /// vec4 wherever the shape allows it, without timing.
+    /// No timing: on software adapters vec4 wherever the shape allows it (else scalar), on
+    /// GPUs the tiled core.
     Heuristic,
     /// Always this core (vec4 falls back to scalar where the shape does not allow it).
     Force(MatmulVariant),
@@ -49,9 +46,13 @@ impl Policy {
             "scalar" => Ok(Policy::Force(MatmulVariant::Scalar)),
             "vec4" => Ok(Policy::Force(MatmulVariant::Vec4)),
             "wide" => Ok(Policy::Force(MatmulVariant::Wide)),
+            "tiled" => Ok(Policy::Force(MatmulVariant::Tiled)),
+            "bcast" => Ok(Policy::Force(MatmulVariant::Bcast)),
             other => Err(Error::config(
                 ENV_MATMUL,
-                format!("unknown value {other:?}; choose auto, heuristic, scalar, vec4 or wide"),
+                format!(
+                    "unknown value {other:?}; choose auto, heuristic, scalar, vec4, wide, tiled or bcast"
+                ),
             )),
         }
     }
@@ -68,22 +69,12 @@ impl Policy {
     }
 }
 
-/// `variant` name as stored in the cache.
 fn name(v: MatmulVariant) -> &'static str {
-    match v {
-        MatmulVariant::Scalar => "scalar",
-        MatmulVariant::Vec4 => "vec4",
-        MatmulVariant::Wide => "wide",
-    }
+    v.name()
 }
 
 fn from_name(s: &str) -> Option<MatmulVariant> {
-    match s {
-        "scalar" => Some(MatmulVariant::Scalar),
-        "vec4" => Some(MatmulVariant::Vec4),
-        "wide" => Some(MatmulVariant::Wide),
-        _ => None,
-    }
+    MatmulVariant::from_name(s)
 }
 
 /// The shape class of a layer: each dimension rounded up to a power of two.
@@ -113,6 +104,7 @@ pub struct Autotuner {
     policy: Policy,
     path: Option<PathBuf>,
     adapter_key: String,
+    software: bool,
     choices: Mutex<BTreeMap<String, MatmulVariant>>,
     tunings: Mutex<usize>,
 }
@@ -136,6 +128,7 @@ impl Autotuner {
         Autotuner {
             policy,
             path,
+            software: crate::gpu::context::is_software(info),
             adapter_key,
             choices: Mutex::new(choices),
             tunings: Mutex::new(0),
@@ -165,29 +158,41 @@ impl Autotuner {
         self.tunings.lock().map(|t| *t).unwrap_or(0)
     }
 
-    /// The core for a layer of this shape; `vec4_ok` says whether the vec4 core can run it.
+    /// The core for a layer of this shape among the `eligible` ones (those that can run it on
+    /// this adapter, [`MatmulVariant::eligible`]). On a cache miss under [`Policy::Auto`],
+    /// `time` measures the eligible cores it is given and returns the fastest; the answer is
+    /// remembered (and written to the cache file, if there is one).
     pub fn choose(
         &self,
-        ctx: &GpuContext,
         batch: usize,
         fan_in: usize,
         fan_out: usize,
-        vec4_ok: bool,
+        eligible: &[MatmulVariant],
+        time: impl FnOnce(&[MatmulVariant]) -> Result<MatmulVariant>,
     ) -> Result<MatmulVariant> {
-        if !vec4_ok {
-            return Ok(MatmulVariant::Scalar);
-        }
+        let vec4_ok = eligible.contains(&MatmulVariant::Vec4);
         match self.policy {
-            Policy::Force(v) => return Ok(v),
-            Policy::Heuristic => return Ok(MatmulVariant::Vec4),
+            Policy::Force(v) if eligible.contains(&v) => return Ok(v),
+            Policy::Force(v) if v.needs_vec4() && vec4_ok => return Ok(MatmulVariant::Vec4),
+            Policy::Force(_) => return Ok(MatmulVariant::Scalar),
+            Policy::Heuristic if self.software && vec4_ok => return Ok(MatmulVariant::Vec4),
+            Policy::Heuristic if self.software => return Ok(MatmulVariant::Scalar),
+            Policy::Heuristic => return Ok(MatmulVariant::Tiled),
             Policy::Auto => {}
         }
-        let class = shape_class(batch, fan_in, fan_out);
+        if eligible.len() == 1 {
+            return Ok(eligible[0]);
+        }
+        let mut class = shape_class(batch, fan_in, fan_out);
+        if eligible.len() < MatmulVariant::ALL.len() {
+            let names: Vec<&str> = eligible.iter().map(|v| v.name()).collect();
+            class += &format!(":{}", names.join("+"));
+        }
         let mut choices = self.choices.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(v) = choices.get(&class) {
             return Ok(*v);
         }
-        let best = time_variants(ctx, batch, fan_in, fan_out)?;
+        let best = time(eligible)?;
         log::info!("autotune {class}: {} on {}", name(best), self.adapter_key);
         choices.insert(class, best);
         *self.tunings.lock().unwrap_or_else(|p| p.into_inner()) += 1;
@@ -198,56 +203,6 @@ impl Autotuner {
         }
         Ok(best)
     }
-}
-
-/// Times the forward of each core on random data of this shape (at most 256 rows), the
-/// median of 3 runs after a warm-up, and returns the fastest.
-fn time_variants(ctx: &GpuContext, batch: usize, k: usize, n: usize) -> Result<MatmulVariant> {
-    let shape = Shape {
-        batch: batch.clamp(1, 256),
-        fan_in: k,
-        fan_out: n,
-    };
-    let mut rng = Rng::new(1);
-    let mut rand = |len: usize| -> Vec<f32> {
-        (0..len)
-            .map(|_| rng.uniform_range(-1.0, 1.0) as f32)
-            .collect()
-    };
-    let (x, w, b) = (rand(shape.batch * k), rand(k * n), rand(n));
-    let mut best = (f64::MAX, MatmulVariant::Scalar);
-    for v in MatmulVariant::ALL {
-        let layer = ResidentLayer::with_variant(
-            ctx,
-            v,
-            Activation::Relu,
-            Activation::Identity,
-            shape,
-            &x,
-            &w,
-            &b,
-            true,
-        )?;
-        let mut times = Vec::new();
-        for rep in 0..4 {
-            let start = Instant::now();
-            let mut enc = ctx.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                layer.record_forward(&mut pass);
-            }
-            ctx.queue.submit([enc.finish()]);
-            ctx.wait("autotune")?;
-            if rep > 0 {
-                times.push(start.elapsed().as_secs_f64());
-            }
-        }
-        times.sort_by(f64::total_cmp);
-        if times[1] < best.0 {
-            best = (times[1], v);
-        }
-    }
-    Ok(best.1)
 }
 
 fn load(path: &PathBuf, adapter: &str) -> BTreeMap<String, MatmulVariant> {

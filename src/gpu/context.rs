@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, GpuFault, Result};
 use crate::gpu::autotune::Autotuner;
-use crate::gpu::kernels::{Kernel, PipelineKey};
+use crate::gpu::kernels::{Access, Kernel, PipelineKey};
 
 /// The hint printed when no adapter exists.
 pub const NO_ADAPTER_HINT: &str = "install a Vulkan driver (on Debian/Ubuntu: apt-get install -y mesa-vulkan-drivers, which provides the lavapipe software adapter), or set WGPU_BACKEND=gl to use Mesa's llvmpipe through OpenGL";
@@ -141,6 +141,9 @@ pub fn choose_adapter(req: &AdapterRequest) -> Result<wgpu::Adapter> {
     }
 }
 
+/// A kernel's binding signature (the key of the bind-group layout cache).
+type Signature = &'static [(u32, Access)];
+
 /// The least the kernels need; adapters below this are rejected with a clear reason.
 fn check_limits(info: &wgpu::AdapterInfo, l: &wgpu::Limits) -> Result<()> {
     let need = [
@@ -191,11 +194,20 @@ pub struct GpuContext {
     /// Workgroups per grid dimension the kernels may use (normally the device limit; tests
     /// lower it to exercise the multi-row grid path on small inputs).
     pub max_workgroups_per_dim: u32,
+    /// The longest reduction one dispatch of a layer, loss or reduction kernel sums; longer
+    /// ones are split into several dispatches (see [`crate::gpu::matmul`] on llvmpipe's loop
+    /// limit). Tests lower it to exercise the split on small inputs.
+    pub max_loop_trip: u32,
+    /// Loop iterations an invocation may run in total before the driver silently stops its
+    /// loops (llvmpipe/lavapipe: 65,535), if the adapter has such a limit.
+    pub loop_limit: Option<u32>,
+    /// How long [`GpuContext::wait`] waits before it reports a [`GpuFault::Timeout`].
+    pub wait_timeout: std::time::Duration,
     /// Which matmul core each layer shape uses on this adapter (`WGMLP_MATMUL`).
     pub autotune: Autotuner,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
-    layouts: Mutex<HashMap<Kernel, Arc<wgpu::BindGroupLayout>>>,
-    uncaptured: Arc<Mutex<Option<String>>>,
+    layouts: Mutex<HashMap<Signature, Arc<wgpu::BindGroupLayout>>>,
+    uncaptured: Arc<Mutex<Option<(GpuFault, String)>>>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -250,19 +262,35 @@ impl GpuContext {
         device: wgpu::Device,
         queue: wgpu::Queue,
     ) -> GpuContext {
-        let uncaptured: Arc<Mutex<Option<String>>> = Arc::default();
+        let uncaptured: Arc<Mutex<Option<(GpuFault, String)>>> = Arc::default();
         let sink = uncaptured.clone();
         // Errors outside an error scope are recorded (and logged) instead of wgpu's default
-        // panic; `GpuContext::check` turns the first one into an `Error::Gpu`.
+        // panic; `GpuContext::check` turns the first one into an `Error::Gpu` of its kind.
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             log::error!("wgpu: {e}");
+            let kind = match e {
+                wgpu::Error::OutOfMemory { .. } => GpuFault::OutOfMemory,
+                wgpu::Error::Validation { .. } => GpuFault::Validation,
+                wgpu::Error::Internal { .. } => GpuFault::Internal,
+            };
             if let Ok(mut slot) = sink.lock() {
-                slot.get_or_insert_with(|| e.to_string());
+                slot.get_or_insert_with(|| (kind, e.to_string()));
             }
         }));
+        let lost = uncaptured.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            log::error!("wgpu: device lost ({reason:?}): {message}");
+            if let Ok(mut slot) = lost.lock() {
+                *slot = Some((GpuFault::DeviceLost, format!("{reason:?}: {message}")));
+            }
+        });
         let limits = device.limits();
+        let loop_limit = loop_limit_of(&info);
         GpuContext {
             autotune: Autotuner::new(&info),
+            max_loop_trip: DEFAULT_MAX_LOOP_TRIP,
+            wait_timeout: WAIT_TIMEOUT,
+            loop_limit,
             features: device.features(),
             max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
             limits,
@@ -293,17 +321,42 @@ impl GpuContext {
     pub fn check(&self, op: &str) -> Result<()> {
         let slot = self.uncaptured.lock().ok().and_then(|mut s| s.take());
         match slot {
-            Some(message) => Err(Error::gpu(op, message)),
+            Some((kind, message)) => Err(self.fault(op, kind, message)),
             None => Ok(()),
         }
     }
 
-    /// The explicit bind-group layout of `kernel` (created once).
+    /// An [`Error::Gpu`] naming this adapter.
+    pub fn fault(&self, op: &str, kind: GpuFault, message: impl ToString) -> Error {
+        Error::Gpu {
+            op: op.to_string(),
+            kind,
+            adapter: self.info.name.clone(),
+            message: message.to_string(),
+        }
+    }
+
+    /// The explicit bind-group layout of `kernel`, created once per binding signature (so
+    /// kernels with the same signature, like the matmul cores, share it and their bind groups).
     pub fn layout(&self, kernel: Kernel) -> Arc<wgpu::BindGroupLayout> {
         let mut map = self.layouts.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(kernel)
+        map.entry(kernel.bindings())
             .or_insert_with(|| Arc::new(kernel.create_layout(&self.device)))
             .clone()
+    }
+
+    /// Checks that an invocation running `iterations` loop iterations in total stays within
+    /// the adapter's loop limit (see [`GpuContext::loop_limit`]).
+    pub fn check_loop_trip(&self, op: &str, iterations: u64, cause: &str) -> Result<()> {
+        match self.loop_limit {
+            Some(limit) if iterations > limit as u64 => Err(Error::AdapterUnsuitable {
+                adapter: self.info.name.clone(),
+                reason: format!(
+                    "{op} would run {iterations} loop iterations in one invocation, and this driver silently stops every loop after {limit}; {cause}, use a hardware GPU, or --device cpu"
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The compute pipeline for `key`, compiled on first use and cached.
@@ -407,13 +460,19 @@ impl GpuContext {
         self.wait("readback")?;
         match rx.recv() {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Error::gpu("readback", e)),
-            Err(_) => return Err(Error::gpu("readback", "map callback never ran")),
+            Ok(Err(e)) => {
+                self.check("readback")?;
+                return Err(self.fault("readback", GpuFault::Other, e));
+            }
+            Err(_) => {
+                self.check("readback")?;
+                return Err(self.fault("readback", GpuFault::Other, "map callback never ran"));
+            }
         }
         let out = {
             let view = staging
                 .get_mapped_range(..)
-                .map_err(|e| Error::gpu("readback", e))?;
+                .map_err(|e| self.fault("readback", GpuFault::Other, e))?;
             bytemuck::cast_slice::<u8, T>(&view[..bytes as usize]).to_vec()
         };
         staging.unmap();
@@ -421,12 +480,27 @@ impl GpuContext {
         Ok(out)
     }
 
-    /// Blocks until all submitted work has finished.
+    /// Blocks until all submitted work has finished, or fails after [`WAIT_TIMEOUT`] (a hung
+    /// or lost device is an error, not a hang).
     pub fn wait(&self, op: &str) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::gpu(op, e))?;
-        Ok(())
+        let polled = self.device.poll(wgpu::PollType::Wait {
+            submission_index: None,
+            timeout: Some(self.wait_timeout),
+        });
+        // A recorded error (a lost device, an out-of-memory) says more than the poll's.
+        self.check(op)?;
+        match polled {
+            Ok(_) => Ok(()),
+            Err(wgpu::PollError::Timeout) => Err(self.fault(
+                op,
+                GpuFault::Timeout,
+                format!(
+                    "the GPU did not finish within {} s",
+                    self.wait_timeout.as_secs_f64()
+                ),
+            )),
+            Err(e) => Err(self.fault(op, GpuFault::DeviceLost, e)),
+        }
     }
 
     /// Splits `workgroups` into a 2-D grid whose x extent stays within the per-dimension limit.
@@ -435,6 +509,34 @@ impl GpuContext {
         grid_1d(workgroups, self.max_workgroups_per_dim)
     }
 }
+
+/// The total loop iterations an invocation may run on this adapter before its loops stop
+/// silently, if it has such a limit. Mesa's gallivm (llvmpipe, lavapipe) counted every loop
+/// iteration of an invocation against one limit of 65,535 in Mesa 22.3 (a 70,000-term sum came
+/// out as 65,535); Mesa 25.0 sums all 70,000. Versions in between are treated as limited, as is
+/// an llvmpipe whose version cannot be read.
+pub fn loop_limit_of(info: &wgpu::AdapterInfo) -> Option<u32> {
+    if !info.name.to_ascii_lowercase().contains("llvmpipe") {
+        return None;
+    }
+    let text = format!("{} {}", info.driver, info.driver_info);
+    let major = text
+        .split("Mesa ")
+        .nth(1)
+        .and_then(|v| v.split('.').next())
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    match major {
+        Some(m) if m >= 25 => None,
+        _ => Some(65_535),
+    }
+}
+
+/// The default of [`GpuContext::max_loop_trip`]: well inside llvmpipe's 65,535 iterations per
+/// invocation, and long enough that GPUs split only reductions far beyond the usual shapes.
+pub const DEFAULT_MAX_LOOP_TRIP: u32 = 16_384;
+
+/// How long [`GpuContext::wait`] waits for the GPU before it reports an error.
+pub const WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Splits `workgroups` into (x, y) with x ≤ `max_dim`, x·y ≥ workgroups and little waste.
 pub fn grid_1d(workgroups: u32, max_dim: u32) -> (u32, u32) {
@@ -458,6 +560,38 @@ fn storage_usage() -> wgpu::BufferUsages {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn adapter(name: &str, driver_info: &str) -> wgpu::AdapterInfo {
+        wgpu::AdapterInfo {
+            name: name.into(),
+            vendor: 0,
+            device: 0,
+            device_type: wgpu::DeviceType::Cpu,
+            device_pci_bus_id: String::new(),
+            driver: "llvmpipe".into(),
+            driver_info: driver_info.into(),
+            backend: wgpu::Backend::Vulkan,
+            subgroup_min_size: 8,
+            subgroup_max_size: 8,
+            transient_saves_memory: None,
+            limit_bucket: None,
+        }
+    }
+
+    #[test]
+    fn the_loop_limit_is_assumed_for_old_or_unknown_llvmpipe_only() {
+        let llvmpipe = "llvmpipe (LLVM 15.0.6, 256 bits)";
+        assert_eq!(
+            loop_limit_of(&adapter(llvmpipe, "Mesa 22.3.6 (LLVM 15.0.6)")),
+            Some(65_535)
+        );
+        assert_eq!(
+            loop_limit_of(&adapter(llvmpipe, "Mesa 25.0.7-2~bpo12+1 (LLVM 15.0.6)")),
+            None
+        );
+        assert_eq!(loop_limit_of(&adapter(llvmpipe, "")), Some(65_535));
+        assert_eq!(loop_limit_of(&adapter("NVIDIA H200", "580.0")), None);
+    }
 
     #[test]
     fn grid_covers_every_workgroup_within_the_limit() {

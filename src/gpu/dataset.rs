@@ -6,6 +6,8 @@ use crate::gpu::context::GpuContext;
 
 /// Features (row chunks), labels, the per-epoch permutation and the identity order, on the GPU.
 pub struct GpuDataset {
+    /// Unique per upload: models key their gather dispatches by it.
+    pub(crate) id: u64,
     /// Samples.
     pub len: usize,
     /// Features per sample.
@@ -65,7 +67,9 @@ impl GpuDataset {
             start = end;
         }
         let order: Vec<u32> = (0..data.len() as u32).collect();
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(GpuDataset {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             len: data.len(),
             n_features: data.n_features,
             n_classes: data.n_classes,

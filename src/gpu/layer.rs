@@ -3,73 +3,14 @@
 //! The same kernels and grid as [`GpuMlp`](crate::gpu::GpuMlp) use, with host data in and out:
 //! for tests against the CPU reference and for benchmarks of single layers.
 
-use bytemuck::{Pod, Zeroable};
-
 use crate::activation::Activation;
 use crate::error::{Error, Result};
-use crate::gpu::context::{GpuContext, grid_1d};
-use crate::gpu::kernels::{Dispatch, Kernel, MatmulVariant, PipelineKey};
+use crate::gpu::context::GpuContext;
+use crate::gpu::kernels::Dispatch;
+use crate::gpu::matmul::{self, ForwardOperands, MatmulVariant};
+use crate::gpu::uniforms::LayerDims;
 
-/// The `Layer` uniform of `affine_act.wgsl` and `affine_backward.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub(crate) struct LayerDims {
-    pub batch: u32,
-    pub fan_in: u32,
-    pub fan_out: u32,
-    pub w_offset: u32,
-    pub b_offset: u32,
-    pub store_z: u32,
-    /// Index of the learned pReLU α in the parameters (grad_input: the previous layer's).
-    pub alpha_offset: u32,
-    /// 1 when the kernel reads α from the parameters instead of `ACT_P`.
-    pub alpha_learned: u32,
-}
-
-impl LayerDims {
-    /// The uniform of `layer` for a batch; the α fields are those of `alpha_of` (the layer
-    /// itself for the forward, the previous layer for grad_input).
-    pub fn of(
-        batch: usize,
-        layer: &crate::config::Layer,
-        store_z: u32,
-        alpha_of: Option<&crate::config::Layer>,
-    ) -> Self {
-        let alpha = alpha_of.and_then(|l| l.alpha_offset);
-        LayerDims {
-            batch: batch as u32,
-            fan_in: layer.fan_in as u32,
-            fan_out: layer.fan_out as u32,
-            w_offset: layer.w_offset as u32,
-            b_offset: layer.b_offset as u32,
-            store_z,
-            alpha_offset: alpha.unwrap_or(0) as u32,
-            alpha_learned: u32::from(alpha.is_some()),
-        }
-    }
-}
-
-const _: () = assert!(std::mem::size_of::<LayerDims>() == 32);
-
-/// (x, y, z) workgroups for `rows × cols` outputs in blocks of `tile = (rows, cols)`; row
-/// blocks spill from y into z past `max_dim`. Errors if the columns alone need more than `max_dim`.
-pub fn matmul_grid(
-    rows: usize,
-    cols: usize,
-    tile: (usize, usize),
-    max_dim: u32,
-) -> Result<(u32, u32, u32)> {
-    let gx = (cols.div_ceil(tile.1) as u32).max(1);
-    if gx > max_dim {
-        return Err(Error::shape(
-            "matmul grid",
-            format!("at most {} columns", max_dim as usize * tile.1),
-            cols,
-        ));
-    }
-    let (gy, gz) = grid_1d(rows.div_ceil(tile.0) as u32, max_dim);
-    Ok((gx, gy, gz))
-}
+pub use crate::gpu::matmul::matmul_grid;
 
 /// Gradients of one layer.
 #[derive(Clone, Debug)]
@@ -141,16 +82,26 @@ impl Shape {
         }
     }
 
-    fn dims(&self, store_z: u32) -> LayerDims {
+    fn dims(&self, store_z: bool) -> LayerDims {
         LayerDims {
             batch: self.batch as u32,
             fan_in: self.fan_in as u32,
             fan_out: self.fan_out as u32,
             w_offset: 0,
             b_offset: (self.fan_in * self.fan_out) as u32,
-            store_z,
-            alpha_offset: 0,
-            alpha_learned: 0,
+            store_z: u32::from(store_z),
+            ..Default::default()
+        }
+    }
+
+    /// The product dZ·Wᵀ of the backward, as the forward cores see it: `batch × fan_out →
+    /// fan_in`, Wᵀ at 0 of the transposed buffer, no bias.
+    fn grad_input_dims(&self) -> LayerDims {
+        LayerDims {
+            batch: self.batch as u32,
+            fan_in: self.fan_out as u32,
+            fan_out: self.fan_in as u32,
+            ..Default::default()
         }
     }
 }
@@ -164,9 +115,11 @@ fn params_of(w: &[f32], b: &[f32]) -> Vec<f32> {
 /// One layer resident on the GPU: its buffers and its forward and backward dispatches, built
 /// once so they can be recorded any number of times (the host functions below, benchmarks).
 ///
-/// Buffers: X [batch × fan_in], parameters (W then b), Z and Y [batch × fan_out], dZ
+/// Buffers: X [batch × fan_in], parameters (W then b), Wᵀ, Z and Y [batch × fan_out], dZ
 /// [batch × fan_out], Z_prev [batch × fan_in], gradients (dW then db) and dZ_prev
 /// [batch × fan_in]. dZ and Z_prev start at zero; see [`ResidentLayer::write_backward_inputs`].
+/// The backward is dW/db on the layer's core, then Wᵀ and dZ_prev on a forward core (the
+/// layer's core where the transposed shape allows it, else the scalar one), as in a model.
 pub struct ResidentLayer {
     shape: Shape,
     z: wgpu::Buffer,
@@ -175,9 +128,8 @@ pub struct ResidentLayer {
     z_prev: wgpu::Buffer,
     grads: wgpu::Buffer,
     d_z_prev: wgpu::Buffer,
-    forward: Dispatch,
-    grad_weights: Dispatch,
-    grad_input: Dispatch,
+    forward: Vec<Dispatch>,
+    backward: Vec<Dispatch>,
 }
 
 impl ResidentLayer {
@@ -221,55 +173,48 @@ impl ResidentLayer {
         let bytes = |count: usize| (count * 4) as u64;
         let xb = ctx.storage_from("layer.x", x);
         let pb = ctx.storage_from("layer.params", &params_of(w, b));
+        let pt = ctx.storage_zeroed("layer.params_t", bytes(k * n));
         let z = ctx.storage_zeroed("layer.z", bytes(m * n));
         let y = ctx.storage_zeroed("layer.y", bytes(m * n));
         let d_z = ctx.storage_zeroed("layer.dz", bytes(m * n));
         let z_prev = ctx.storage_zeroed("layer.z_prev", bytes(m * k));
         let grads = ctx.storage_zeroed("layer.grads", bytes(k * n + n));
         let d_z_prev = ctx.storage_zeroed("layer.dz_prev", bytes(m * k));
-        // grad_input writes partial dα only for a learned α, which a lone layer never has.
-        let partials = ctx.storage_zeroed("layer.partials", 4);
-        let dims = ctx.uniform("layer.dims", &shape.dims(u32::from(store_z)));
-        let max = ctx.max_workgroups_per_dim;
-        let tile = variant.tile();
-        let fk = variant.forward_kernel();
-        let forward = Dispatch::new(
-            fk,
-            ctx.pipeline(&PipelineKey::with_activation(fk, act))?,
-            ctx.bind_group(fk, &[(0, &xb), (1, &pb), (2, &z), (3, &y), (4, &dims)]),
-            matmul_grid(m, n, tile, max)?,
-        );
-        let gk = variant.grad_weights_kernel();
-        let gw_group = match variant {
-            MatmulVariant::Scalar => {
-                ctx.bind_group(gk, &[(0, &xb), (1, &d_z), (2, &grads), (5, &dims)])
-            }
-            MatmulVariant::Vec4 | MatmulVariant::Wide => {
-                ctx.bind_group(gk, &[(0, &xb), (5, &d_z), (6, &grads), (4, &dims)])
-            }
+        let forward = matmul::forward_dispatches(
+            ctx,
+            variant,
+            act,
+            shape.dims(store_z),
+            ForwardOperands {
+                x: &xb,
+                params: &pb,
+                z: &z,
+                y: &y,
+            },
+            false,
+        )?;
+        let dims = shape.dims(true);
+        let mut backward = matmul::grad_weights_dispatches(ctx, variant, dims, &xb, &d_z, &grads)?;
+        backward.push(matmul::transpose_dispatch(ctx, &dims, &pb, &pt, 0)?);
+        let gi_dims = shape.grad_input_dims();
+        let gi_variant = if variant.runs(matmul::subgroups_of_8(ctx), n, k, 0, 0) {
+            variant
+        } else {
+            MatmulVariant::Scalar
         };
-        let grad_weights = Dispatch::new(
-            gk,
-            ctx.pipeline(&PipelineKey::with_activation(gk, Activation::Identity))?,
-            gw_group,
-            matmul_grid(k, n, tile, max)?,
-        );
-        let grad_input = Dispatch::new(
-            Kernel::GradInput,
-            ctx.pipeline(&PipelineKey::with_activation(Kernel::GradInput, act_prev))?,
-            ctx.bind_group(
-                Kernel::GradInput,
-                &[
-                    (1, &d_z),
-                    (3, &pb),
-                    (4, &z_prev),
-                    (6, &d_z_prev),
-                    (5, &dims),
-                    (7, &partials),
-                ],
-            ),
-            matmul_grid(m, k, MatmulVariant::Scalar.tile(), max)?,
-        );
+        backward.extend(matmul::forward_dispatches(
+            ctx,
+            gi_variant,
+            act_prev,
+            gi_dims,
+            ForwardOperands {
+                x: &d_z,
+                params: &pt,
+                z: &z_prev,
+                y: &d_z_prev,
+            },
+            true,
+        )?);
         Ok(ResidentLayer {
             shape,
             z,
@@ -279,8 +224,7 @@ impl ResidentLayer {
             grads,
             d_z_prev,
             forward,
-            grad_weights,
-            grad_input,
+            backward,
         })
     }
 
@@ -325,15 +269,24 @@ impl ResidentLayer {
         Ok(())
     }
 
-    /// Records the fused forward (one dispatch).
+    /// Records the fused forward (one dispatch, more when fan_in is split).
     pub fn record_forward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        self.forward.record(pass);
+        for d in &self.forward {
+            d.record(pass);
+        }
     }
 
-    /// Records the backward: dW and db, then dZ_prev (two dispatches).
+    /// Records the backward: dW and db, then Wᵀ and dZ_prev (three dispatches, more when a
+    /// reduction is split).
     pub fn record_backward(&self, pass: &mut wgpu::ComputePass<'_>) {
-        self.grad_weights.record(pass);
-        self.grad_input.record(pass);
+        for d in &self.backward {
+            d.record(pass);
+        }
+    }
+
+    /// Dispatches of the forward and of the backward.
+    pub fn dispatch_counts(&self) -> (usize, usize) {
+        (self.forward.len(), self.backward.len())
     }
 
     /// Submits `record` in one compute pass.

@@ -1,4 +1,16 @@
 //! The GPU side: context, kernels and the operations built on them.
+//!
+//! - `context`: adapter, device, limits, pipeline cache, buffers.
+//! - `kernels`: every WGSL kernel in one enum, with its source and binding signature;
+//!   `uniforms`: the Rust mirrors of `shaders/structs.wgsl`.
+//! - `variant`: the matmul cores by name (plain data); `matmul`: their dispatches for one
+//!   layer; `tune` times them and chooses a core per shape, remembered by `autotune` (a cache
+//!   of choices, which knows cores only by name).
+//! - `layer`: one layer outside a model; `mlp`: the whole model; `dataset`: resident data;
+//!   `elementwise`: the streaming activation kernels.
+//!
+//! Dependencies point one way: variant ← kernels ← autotune ← context ← matmul ← layer ←
+//! tune ← mlp (no cycle).
 
 pub mod autotune;
 pub mod context;
@@ -7,10 +19,15 @@ pub mod elementwise;
 pub mod fused;
 pub mod kernels;
 pub mod layer;
+pub mod matmul;
 pub mod mlp;
+pub mod tune;
+pub mod uniforms;
+pub mod variant;
 
 pub use context::{AdapterRequest, GpuContext, NO_ADAPTER_HINT};
 pub use dataset::GpuDataset;
 pub use fused::FusedMlp;
 pub use kernels::{Dispatch, Kernel, PipelineKey};
 pub use mlp::{GpuMlp, TrainState};
+pub use variant::MatmulVariant;

@@ -1,0 +1,7 @@
+//! Fuzz target `checkpoint`: see `checks.rs` for what one input is checked for.
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::checkpoint(data));

@@ -1,0 +1,7 @@
+//! Fuzz target `cli_lists`: see `checks.rs` for what one input is checked for.
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::cli_lists(data));

@@ -1,0 +1,103 @@
+// structs.wgsl: SNIPPET, prepended by the host to every kernel (before activations.wgsl).
+//
+// The uniform and storage structs the kernels share, defined once. Each has a Rust mirror in
+// src/gpu/uniforms.rs; a test compares every member's offset (naga's layouter) with the
+// mirror, so the two cannot drift apart.
+
+// One dispatch of a layer kernel (the matmul cores, grad_input, transpose).
+//
+// `r_begin..r_end` is the part of the reduction this dispatch sums: k for the forward, batch
+// rows for dW/db, columns of dZ for grad_input. The host splits a long reduction into several
+// dispatches (llvmpipe stops every loop of an invocation once 65,535 iterations have run in
+// total, silently: see src/gpu/matmul.rs), flagged FIRST and LAST:
+//   FIRST: the output is overwritten (the forward adds the bias); else it is accumulated into.
+//   LAST:  the epilogue runs (activation, or act' for grad_input); else the raw sum is stored.
+struct Layer {
+    batch: u32,
+    fan_in: u32,
+    fan_out: u32,
+    w_offset: u32,
+    b_offset: u32,
+    store_z: u32,        // 1: the forward keeps Z (training), 0: only Y (inference)
+    alpha_offset: u32,   // index of the learned pReLU α in params, when alpha_learned is 1
+    alpha_learned: u32,  // 1: the activation parameter is params[alpha_offset], 0: ACT_P
+    r_begin: u32,
+    r_end: u32,
+    flags: u32,          // FLAG_FIRST | FLAG_LAST | FLAG_GRAD_INPUT
+    _pad0: u32,
+}
+
+const FLAG_FIRST: u32 = 1u;
+const FLAG_LAST: u32 = 2u;
+// The forward cores compute dZ_prev = (dZ·Wᵀ) ⊙ act'(Z_prev) instead of act(X·W + b): x is
+// dZ, params holds Wᵀ, z holds Z_prev (read), y receives dZ_prev; no bias.
+const FLAG_GRAD_INPUT: u32 = 4u;
+
+// The loss of rows row_begin..row_end of a batch (one dispatch per chunk of rows).
+struct LossDims {
+    batch: u32,
+    classes: u32,
+    loss_kind: u32,
+    training: u32,
+    row_begin: u32,
+    row_end: u32,
+    tick: u32,           // 1: the last part of a training batch advances state.step (the optimizer's t)
+    stride: u32,         // floats per row of logits and dlogits (classes padded to a multiple of 4)
+}
+
+// Optimizer hyper-parameters.
+struct OptParams {
+    n: u32,
+    kind: u32,
+    lr: f32,
+    momentum: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+}
+
+// Running training state, shared by loss.wgsl and optim.wgsl (read back once per epoch).
+struct TrainState {
+    step: u32,
+    diverged: u32,
+    bad_step: u32,
+    bad_loss: f32,
+    loss_sum: f32,
+    correct: u32,
+    count: u32,
+    _pad0: u32,
+}
+
+// A batch gather from one row chunk of a resident dataset.
+struct GatherDims {
+    batch: u32,
+    n_features: u32,
+    row_start: u32,
+    row_end: u32,
+}
+
+// The reduction of learned-α partial sums.
+struct AlphaDims {
+    count: u32,
+    alpha_offset: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+// Streaming kernels over vec4 buffers (elementwise activations, copy).
+struct StreamDims {
+    n_vec4: u32,
+    // vec4s each workgroup handles (lane-interleaved layout) or 0 (one per invocation).
+    per_group: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+// One matrix transpose: dst[dst_offset + c·rows + r] = src[src_offset + r·cols + c].
+struct TransposeDims {
+    rows: u32,
+    cols: u32,
+    src_offset: u32,
+    dst_offset: u32,
+}
