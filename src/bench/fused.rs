@@ -128,14 +128,13 @@ pub fn fused_case(ctx: &GpuContext, case: &FusedCase, runs: usize) -> Result<Fus
     let resident = GpuDataset::upload(ctx, &data)?;
     resident.set_permutation(ctx, &epoch_permutation(1, 1, b))?;
     let mut layered = GpuMlp::new(ctx, &config, opt, b)?;
-    let gather = layered.gather_plan(&resident, b)?;
     let run_layered = |g: &mut GpuMlp, n: usize, infer: bool| -> Result<()> {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         for _ in 0..n {
             if infer {
-                g.encode_eval_batch(&mut enc, &resident, &gather, 0)?;
+                g.encode_eval_batch(&mut enc, &resident, 0, b)?;
             } else {
-                g.encode_train_step(&mut enc, &resident, &gather, 0)?;
+                g.encode_train_step(&mut enc, &resident, 0, b)?;
             }
         }
         ctx.queue.submit([enc.finish()]);
