@@ -244,15 +244,15 @@ impl Kernel {
             Kernel::Gather => GATHER_WGSL,
             Kernel::ReduceAlpha => ALPHA_WGSL,
             Kernel::Transpose => TRANSPOSE_WGSL,
-            // The fused kernels are generated per model shape with their own structs
-            // (src/gpu/fused); the source here is their reference shape.
+            // The fused kernel is generated per model shape (src/gpu/fused, with the snippets
+            // prepended); the source here is its reference shape.
             Kernel::FusedMlp => {
                 return crate::gpu::fused::codegen::source(
                     &crate::gpu::fused::FusedShape::reference(),
                 );
             }
-            Kernel::FusedReduce => return crate::gpu::fused::FUSED_REDUCE_WGSL.to_string(),
-            Kernel::FusedPack => return crate::gpu::fused::FUSED_PACK_WGSL.to_string(),
+            Kernel::FusedReduce => crate::gpu::fused::FUSED_REDUCE_WGSL,
+            Kernel::FusedPack => crate::gpu::fused::FUSED_PACK_WGSL,
         };
         // A file that calls act4()/act_grad4() says so in its header.
         if own.contains("activations.wgsl prepended") {

@@ -89,9 +89,6 @@ pub const FUSED_PACK_WGSL: &str = include_str!("../../../shaders/fused_pack.wgsl
 /// Row width of the parameter texture (`TEX_WIDTH` in the shaders).
 const TEX_WIDTH: u32 = 4096;
 
-/// Byte offset of `loss_sum` in `TrainState`: metrics are cleared from here on.
-const METRICS_OFFSET: u64 = 16;
-
 /// An MLP resident on the GPU, trained and evaluated by the fused kernel.
 pub struct FusedMlp<'c> {
     ctx: &'c GpuContext,

@@ -2,13 +2,13 @@
 
 use std::collections::HashMap;
 
-use super::plan::{Mode, OptParams, chunking, layer_table};
-use super::{Exchange, FusedMlp, FusedShape, LaneSetup, METRICS_OFFSET, TEX_WIDTH, pipeline};
+use super::plan::{Mode, chunking, layer_table};
+use super::{Exchange, FusedMlp, FusedShape, LaneSetup, TEX_WIDTH, pipeline};
 use crate::config::{Loss, MlpConfig};
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::{Kernel, PipelineKey};
-use crate::gpu::mlp::TrainState;
+use crate::gpu::uniforms::{METRICS_OFFSET, OptParams, PackDims, TrainState};
 use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::reference::{BatchLoss, check_batch};
 
@@ -127,7 +127,15 @@ impl<'c> FusedMlp<'c> {
             view_formats: &[],
         });
         let wview = wtex.create_view(&Default::default());
-        let pack_dims = ctx.uniform("fused pack", &[n as u32, 0, 0, 0]);
+        let pack_dims = ctx.uniform(
+            "fused pack",
+            &PackDims {
+                n: n as u32,
+                _pad0: 0,
+                _pad1: 0,
+                _pad2: 0,
+            },
+        );
         let pack_bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("fused pack"),
             layout: &ctx.layout(Kernel::FusedPack),

@@ -1,11 +1,10 @@
 //! The uniforms, bind groups and dispatches of a `FusedMlp`, per batch size and mode.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::{FusedMlp, MAX_LAYERS, METRICS_OFFSET};
+use super::{FusedMlp, MAX_LAYERS};
 use crate::config::{Layer, Loss};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::Kernel;
+use crate::gpu::uniforms::{FusedDims, FusedLayer, FusedLayers, METRICS_OFFSET, ReduceDims};
 
 /// Bits of `FusedDims.flags` (fused_mlp.wgsl).
 pub(super) const FLAG_GRADS: u32 = 1;
@@ -18,63 +17,6 @@ pub(super) const RED_METRICS: u32 = 2;
 pub(super) const RED_TRAIN: u32 = 4;
 /// Invocations per workgroup of the reduction.
 pub(super) const REDUCE_WG: u32 = 64;
-
-/// The `FusedDims` uniform of fused_mlp.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub(super) struct FusedDims {
-    batch: u32,
-    chunk_rows: u32,
-    chunks: u32,
-    slots: u32,
-    stride: u32,
-    flags: u32,
-    loss_kind: u32,
-    inv_batch: f32,
-    metrics_at: u32,
-    _pad: [u32; 3],
-}
-
-/// One `FusedLayer` of fused_mlp.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub(super) struct FusedLayer {
-    w_offset: u32,
-    b_offset: u32,
-    alpha_offset: u32,
-    act: u32,
-    act_p: f32,
-    fan_in: u32,
-    fan_out: u32,
-    learned: u32,
-}
-
-/// The `ReduceDims` uniform of fused_reduce.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub(super) struct ReduceDims {
-    n4: u32,
-    slots: u32,
-    stride4: u32,
-    metrics4: u32,
-    batch: u32,
-    flags: u32,
-    _pad: [u32; 2],
-}
-
-/// The `OptParams` uniform of optim.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub(super) struct OptParams {
-    pub(super) n: u32,
-    pub(super) kind: u32,
-    pub(super) lr: f32,
-    pub(super) momentum: f32,
-    pub(super) beta1: f32,
-    pub(super) beta2: f32,
-    pub(super) eps: f32,
-    pub(super) weight_decay: f32,
-}
 
 /// What one recorded fused dispatch computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -159,7 +101,9 @@ impl<'c> FusedMlp<'c> {
                 },
                 inv_batch: 1.0 / batch as f32,
                 metrics_at: self.config.n_params().div_ceil(4) as u32 * 4,
-                _pad: [0; 3],
+                _pad0: 0,
+                _pad1: 0,
+                _pad2: 0,
             },
         );
         let wview = self.wtex.create_view(&Default::default());
@@ -204,7 +148,8 @@ impl<'c> FusedMlp<'c> {
                         metrics4: self.config.n_params().div_ceil(4) as u32,
                         batch: batch as u32,
                         flags: red_flags,
-                        _pad: [0; 2],
+                        _pad0: 0,
+                        _pad1: 0,
                     },
                 );
                 let group = ctx.bind_group(
@@ -294,7 +239,7 @@ pub(super) fn chunking(batch: usize, max_slots: usize, max_rows: usize) -> (usiz
 }
 
 /// The `FusedLayers` uniform: one entry per layer, the rest zero.
-pub(super) fn layer_table(layers: &[Layer]) -> [FusedLayer; MAX_LAYERS] {
+pub(super) fn layer_table(layers: &[Layer]) -> FusedLayers {
     let mut table = [FusedLayer::default(); MAX_LAYERS];
     for (slot, l) in table.iter_mut().zip(layers) {
         *slot = FusedLayer {
@@ -308,5 +253,5 @@ pub(super) fn layer_table(layers: &[Layer]) -> [FusedLayer; MAX_LAYERS] {
             learned: u32::from(l.alpha_offset.is_some()),
         };
     }
-    table
+    FusedLayers { l: table }
 }

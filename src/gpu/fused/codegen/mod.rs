@@ -6,7 +6,7 @@
 //! lowers each such access of a private array to a ladder over the whole array (a kernel with
 //! a 576-float private row store took 30 s to compile). So the only loops left are over rows,
 //! layers and input blocks, and the chunk's pre-activations wait in a storage buffer (`rows`).
-//! The shader is `shaders/activations.wgsl` + `shaders/fused_mlp.wgsl` + this text; each piece
+//! The shader is `shaders/structs.wgsl` + `activations.wgsl` + `fused_mlp.wgsl` + this text; each piece
 //! is plain WGSL, and the tests validate the composition for every shape they run.
 
 use std::fmt::Write;
@@ -34,7 +34,8 @@ pub fn source(shape: &FusedShape) -> String {
     g.bwd_input();
     g.main();
     format!(
-        "{}\n{}\n{}",
+        "{}\n{}\n{}\n{}",
+        crate::gpu::kernels::STRUCTS_WGSL,
         crate::gpu::kernels::ACTIVATIONS_WGSL,
         super::FUSED_MLP_WGSL,
         g.out
