@@ -481,6 +481,7 @@ pub fn overhead(ctx: &GpuContext, timer: &Timer, opts: &BenchOptions) -> Result<
     let tiny_step = step_us(&epochs_per_second(&mut gpu, 1, opts.runs)?);
     let tiny_step_dispatches = match &gpu.engine {
         Engine::Gpu(g) => g.mlp.dispatches_per_step(g.train.chunk_count()),
+        Engine::Fused(f) => f.mlp.dispatches_per_step(f.train.chunk_count()),
         Engine::Cpu(_) => 0,
     };
     let mut cpu = Trainer::cpu(&config, opt, &data, None, options)?;

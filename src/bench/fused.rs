@@ -2,10 +2,11 @@
 //! training and inference samples/s for narrow models (the shapes of the fused-kernel issue).
 //!
 //! Each run times, interleaved so the ratios see the same machine load: `steps` fused training
-//! steps recorded in one pass, as many layered steps (gather, forwards, loss, backwards,
-//! update), the CPU reference's steps, then the same for inference (forward, loss and metrics;
-//! the CPU's forward). The data stays on the GPU; every figure is a median over the runs. The
-//! first fused dispatch of a shape compiles its kernel; that time is reported on its own.
+//! steps (gather, fused, reduce, update, pack) in one submit, as many layered steps (gather,
+//! forwards, loss, backwards, update), the CPU reference's steps, then the same for inference
+//! (gather, forward, loss and metrics; the CPU's forward). The batch stays on the GPU as a
+//! resident dataset; every figure is a median over the runs. The first fused step of a shape
+//! compiles its kernel; that time is reported on its own.
 
 use std::time::Instant;
 
@@ -113,20 +114,25 @@ pub fn fused_case(ctx: &GpuContext, case: &FusedCase, runs: usize) -> Result<Fus
     let steps = (131_072 / b).clamp(2, 32);
     let cpu_steps = (16_384 / b).clamp(1, 16);
 
+    let data = Dataset::new("bench", x.clone(), labels.clone(), m.input, m.output)?;
+    let resident = GpuDataset::upload(ctx, &data)?;
+    resident.set_permutation(ctx, &epoch_permutation(1, 1, b))?;
     let mut fused = FusedMlp::new(ctx, &config, opt, b)?;
-    fused.upload_batch(&x, &labels, b)?;
     let run_fused = |f: &mut FusedMlp, n: usize, infer: bool| -> Result<()> {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
-        f.encode_repeated(&mut enc, b, n, infer)?;
+        for _ in 0..n {
+            if infer {
+                f.encode_eval_batch(&mut enc, &resident, 0, b)?;
+            } else {
+                f.encode_train_step(&mut enc, &resident, 0, b)?;
+            }
+        }
         ctx.queue.submit([enc.finish()]);
         ctx.wait("fused benchmark")
     };
     let first_use_seconds = seconds(|| run_fused(&mut fused, 1, false))?;
     run_fused(&mut fused, 1, true)?;
 
-    let data = Dataset::new("bench", x.clone(), labels.clone(), m.input, m.output)?;
-    let resident = GpuDataset::upload(ctx, &data)?;
-    resident.set_permutation(ctx, &epoch_permutation(1, 1, b))?;
     let mut layered = GpuMlp::new(ctx, &config, opt, b)?;
     let run_layered = |g: &mut GpuMlp, n: usize, infer: bool| -> Result<()> {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
@@ -190,7 +196,10 @@ pub fn fused_case(ctx: &GpuContext, case: &FusedCase, runs: usize) -> Result<Fus
         cpu_infer: summary(&t[5], "CPU inference")?,
         first_use_seconds,
         kernel: fused.shape().describe(),
-        dispatches: (fused.dispatches_per_step(), layered.dispatches_per_step(1)),
+        dispatches: (
+            fused.dispatches_per_step(resident.chunk_count()),
+            layered.dispatches_per_step(resident.chunk_count()),
+        ),
     })
 }
 

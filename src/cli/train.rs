@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use wgmlp::checkpoint::{self, Checkpoint, TrainingState};
 use wgmlp::config::{HostUse, parse_activations, parse_hidden};
+use wgmlp::gpu::fused::{KernelChoice, KernelDecision};
 use wgmlp::infer::{self, Device, DeviceChoice};
 use wgmlp::plot::{self, Series};
 use wgmlp::{
@@ -101,6 +102,10 @@ pub struct TrainArgs {
     /// Training steps recorded per GPU submit.
     #[arg(long, default_value = "64", value_parser = parse_count, allow_negative_numbers = true)]
     pub steps_per_submit: usize,
+    /// GPU path: auto (the fused kernel when the model fits it and it was measured faster on
+    /// this adapter), fused (whole network in one dispatch; hidden widths up to 128), layered.
+    #[arg(long, default_value = "auto")]
+    pub kernel: String,
 }
 
 /// What the options alone decide, checked before any data is read.
@@ -132,6 +137,8 @@ struct Resume {
     ckpt: Checkpoint,
     training: TrainingState,
     history: Vec<EpochMetrics>,
+    /// The GPU path the checkpointed run used (`kernel` in its metrics), if recorded.
+    kernel: Option<KernelChoice>,
 }
 
 fn settings(args: &TrainArgs, file_data: bool) -> Result<Settings> {
@@ -315,8 +322,11 @@ fn load_resume(path: &Path, epochs: usize, epochs_given: bool) -> Result<Resume>
             ),
         ));
     }
+    let metrics = metrics.and_then(|m| serde_json::from_str::<serde_json::Value>(&m).ok());
+    let kernel = metrics
+        .as_ref()
+        .and_then(|v| v.get("kernel")?.as_str()?.parse().ok());
     let history = metrics
-        .and_then(|m| serde_json::from_str::<serde_json::Value>(&m).ok())
         .and_then(|v| v.get("epochs")?.as_array().cloned())
         .unwrap_or_default()
         .iter()
@@ -328,6 +338,7 @@ fn load_resume(path: &Path, epochs: usize, epochs_given: bool) -> Result<Resume>
         ckpt,
         training,
         history,
+        kernel,
     })
 }
 
@@ -464,6 +475,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         args.test.as_ref(),
     )?;
     let choice: DeviceChoice = args.device.parse()?;
+    let mut kernel: KernelChoice = args.kernel.parse()?;
+    if kernel == KernelChoice::Fused && args.device.trim().eq_ignore_ascii_case("cpu") {
+        return Err(Error::config(
+            "--kernel",
+            "fused is a GPU kernel and --device cpu trains on the CPU reference; drop one of them",
+        ));
+    }
     let settings = settings(args, source.is_file_data())?;
     let save_path: Option<PathBuf> = args.save.clone().or_else(|| args.resume.clone());
     check_outputs(args, save_path.as_deref())?;
@@ -489,6 +507,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let mut plan = plan(args, &settings, &train)?;
     if let Some(r) = &resume {
         apply_resume(args, r, &mut plan)?;
+        // A resumed run keeps its GPU path, so it ends where an uninterrupted run would.
+        if let (KernelChoice::Auto, Some(k)) = (kernel, r.kernel) {
+            kernel = k;
+        }
     }
     if let Some(norm) = &plan.normalization {
         norm.apply_to(&mut train)?;
@@ -508,13 +530,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         steps_per_submit: args.steps_per_submit.max(1),
     };
     let mut trainer = match device {
-        Device::Gpu(c) => Trainer::gpu(
+        Device::Gpu(c) => Trainer::gpu_with_kernel(
             c,
             &plan.config,
             plan.optimizer,
             &train,
             test.as_ref(),
             options,
+            kernel,
         )?,
         Device::Cpu => Trainer::cpu(&plan.config, plan.optimizer, &train, test.as_ref(), options)?,
     };
@@ -525,7 +548,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let stop = install_stop_handler(save_path.as_deref());
     trainer.set_stop_flag(Arc::clone(&stop));
     eprintln!(
-        "training {} on {} ({} train, {} test samples) with {} lr {} batch {} on {}",
+        "training {} on {} ({} train, {} test samples) with {} lr {} batch {} on {}{}",
         plan.config.describe(),
         source.describe(),
         train.len(),
@@ -533,8 +556,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         plan.optimizer.kind,
         plan.optimizer.lr,
         plan.batch_size,
-        device.describe()
+        device.describe(),
+        trainer
+            .kernel()
+            .map(|k| format!(", kernel {}", k.describe()))
+            .unwrap_or_default()
     );
+    if let Some(note) = trainer.kernel().and_then(|k| k.note.as_deref()) {
+        eprintln!("note: {note}");
+    }
     if trainer.epoch > 0 {
         eprintln!("resuming after epoch {}", trainer.epoch);
     }
@@ -599,6 +629,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         device,
         history: &history,
         seconds,
+        kernel: kernel_json(kernel, trainer.kernel()),
     };
     match outcome {
         Ok(()) => finish(&report, &mut trainer, save_path.as_deref(), &train),
@@ -614,6 +645,18 @@ struct Report<'a> {
     device: Device<'a>,
     history: &'a [EpochMetrics],
     seconds: f64,
+    /// `{"requested", "used", "detail", "note"}`: the GPU path (`used` is "cpu" on the CPU).
+    kernel: serde_json::Value,
+}
+
+/// The metrics JSON's `kernel` object.
+fn kernel_json(requested: KernelChoice, used: Option<&KernelDecision>) -> serde_json::Value {
+    serde_json::json!({
+        "requested": requested.to_string(),
+        "used": used.map_or("cpu", |k| k.name()),
+        "detail": used.map(|k| k.describe()),
+        "note": used.and_then(|k| k.note.clone()),
+    })
 }
 
 /// After the last epoch: the summary, the checkpoint, the metrics and the plots.
@@ -750,6 +793,7 @@ fn write_outputs(r: &Report, final_json: serde_json::Value) -> Result<()> {
                 "data": r.source.describe(),
                 "resumed_from": r.args.resume.as_ref().map(|p| p.display().to_string()),
             },
+            "kernel": r.kernel,
             "epochs": r.history.iter().map(epoch_json).collect::<Vec<_>>(),
             "final": final_json,
         });
@@ -784,6 +828,7 @@ fn save(
     };
     let mut metrics = serde_json::json!({
         "epochs": history.iter().map(epoch_json).collect::<Vec<_>>(),
+        "kernel": trainer.kernel().map(|k| k.name()),
     });
     if let (Some((key, value)), Some(map)) = (event, metrics.as_object_mut()) {
         map.insert(key.to_string(), value);

@@ -63,7 +63,9 @@
 //! Workgroup memory: a few hundred bytes (only the workgroup exchange uses any), far below
 //! WebGPU's 16 KiB; 8 to 64 invocations per workgroup.
 
+pub mod choice;
 pub mod codegen;
+mod data;
 mod model;
 pub mod pipeline;
 mod plan;
@@ -76,6 +78,7 @@ use crate::config::MlpConfig;
 use crate::gpu::context::GpuContext;
 use crate::optim::OptimizerConfig;
 
+pub use choice::{KernelChoice, KernelDecision, decide};
 pub use pipeline::{pipeline, validate};
 pub use shape::{Exchange, FusedShape, LaneSetup, MAX_HIDDEN, MAX_LAYERS, MAX_OUTPUT};
 
@@ -123,4 +126,10 @@ pub struct FusedMlp<'c> {
     opt_bind: wgpu::BindGroup,
     pack_bind: wgpu::BindGroup,
     plans: HashMap<(usize, plan::Mode, bool), plan::Plan>,
+    /// Batch indices for the gather from a resident dataset.
+    idx: wgpu::Buffer,
+    /// Both states side by side, for one readback per epoch.
+    state_pair: wgpu::Buffer,
+    /// Gather dispatches by (dataset id, batch size).
+    gathers: HashMap<(u64, usize), Vec<crate::gpu::Dispatch>>,
 }

@@ -219,6 +219,9 @@ impl<'c> FusedMlp<'c> {
             net,
             opt_bind,
             plans: HashMap::new(),
+            idx: ctx.storage_zeroed("fused batch indices", bytes(max_batch)),
+            state_pair: ctx.storage_zeroed("fused state pair", 64),
+            gathers: HashMap::new(),
         };
         model.submit_pack();
         Ok(model)
@@ -244,9 +247,10 @@ impl<'c> FusedMlp<'c> {
         &self.optimizer
     }
 
-    /// Compute dispatches in one training step: fused, reduce, update, pack.
-    pub fn dispatches_per_step(&self) -> usize {
-        4
+    /// Compute dispatches in one training step from a resident dataset with `gather_chunks`
+    /// row chunks: the gathers, then fused, reduce, update and pack.
+    pub fn dispatches_per_step(&self, gather_chunks: usize) -> usize {
+        gather_chunks + 4
     }
 
     /// Uploads a batch: features, and labels or float targets.
