@@ -7,9 +7,12 @@
 //              p ← p − lr · (m / (1−β1^t)) / (√(v / (1−β2^t)) + ε)
 //   adamw:     p ← p·(1 − lr·wd), then adam without the wd·p term (decoupled weight decay)
 //
-// The loss kernel advances the step counter t before `update` runs (loss.wgsl, dims.tick); both
-// do nothing once the loss kernel has marked the run as diverged, so the last good parameters
-// stay.
+// With opt.clip_norm > 0 every gradient is first multiplied by state.grad_scale, which
+// clip.wgsl computed from the global norm this step (PyTorch: clip_grad_norm_ before step).
+//
+// `tick` (one invocation) advances the step counter t before `update` runs, after the backward
+// (dropout masks are keyed by the step); both do nothing once the loss kernel has marked the
+// run as diverged, so the last good parameters stay.
 //
 // Needs structs.wgsl prepended (the host does it).
 //
@@ -34,6 +37,13 @@ const OPT_ADAMW: u32 = 3u;
 @group(0) @binding(4) var<storage, read_write> state: TrainState;
 @group(0) @binding(5) var<uniform> opt: OptParams;
 
+@compute @workgroup_size(1)
+fn tick() {
+    if state.diverged == 0u {
+        state.step += 1u;
+    }
+}
+
 @compute @workgroup_size(WG)
 fn update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -43,6 +53,9 @@ fn update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     }
     var p = params[i];
     var g = grads[i];
+    if opt.clip_norm > 0.0 {
+        g *= state.grad_scale;
+    }
     switch opt.kind {
         case OPT_SGD: {
             g += opt.weight_decay * p;

@@ -41,7 +41,7 @@ struct LossDims {
     training: u32,
     row_begin: u32,
     row_end: u32,
-    tick: u32,           // 1: the last part of a training batch advances state.step (the optimizer's t)
+    _pad0: u32,
     stride: u32,         // floats per row of logits and dlogits (classes padded to a multiple of 4)
 }
 
@@ -55,6 +55,10 @@ struct OptParams {
     beta2: f32,
     eps: f32,
     weight_decay: f32,
+    clip_norm: f32,      // gradient clipping by global norm; 0: off
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 // Running training state, shared by loss.wgsl and optim.wgsl (read back once per epoch).
@@ -67,6 +71,10 @@ struct TrainState {
     correct: u32,
     count: u32,
     _pad0: u32,
+    sq_err: f32,         // regression: Σ squared error, in the targets' units
+    abs_err: f32,        // regression: Σ absolute error, in the targets' units
+    grad_scale: f32,     // gradient clipping: this step's factor (clip.wgsl), read by optim.wgsl
+    _pad2: u32,
 }
 
 // A batch gather from one row chunk of a resident dataset.
@@ -100,6 +108,26 @@ struct TransposeDims {
     cols: u32,
     src_offset: u32,
     dst_offset: u32,
+}
+
+// Gradient clipping: the sum of squares of n gradients in blocks of per_group.
+struct ClipDims {
+    n: u32,
+    per_group: u32,
+    groups: u32,
+    _pad0: u32,
+}
+
+// Inverted dropout on n values of a hidden layer (dropout.wgsl).
+struct DropoutDims {
+    n: u32,
+    layer: u32,
+    seed: u32,
+    p: f32,
+    scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 // The fused MLP kernel's dispatch (fused_mlp.wgsl, generated per model shape).

@@ -40,8 +40,22 @@ pub struct Checkpoint {
     pub params: Vec<f32>,
     /// Input standardisation fitted on the training set, if any.
     pub normalization: Option<Normalization>,
+    /// Regression target standardisation fitted on the training set (the model predicts
+    /// standardised targets; `predict` undoes it), if any.
+    pub target_normalization: Option<Normalization>,
+    /// What raw inputs are divided by before anything else (255 for a model trained on u8
+    /// IDX images, which the IDX reader scales to [0, 1]); metadata `input_divisor`.
+    pub input_divisor: Option<f32>,
+    /// Names of the classes (index = class) when the training labels were strings; else
+    /// empty. Metadata `class_names`, a JSON array of strings.
+    pub class_names: Vec<String>,
     /// Optimizer state, present when saved for resuming.
     pub training: Option<TrainingState>,
+    /// Early stopping's progress, in training checkpoints of runs that use it.
+    pub early_stopping: Option<EarlyStopState>,
+    /// The learning-rate schedule of the run (metadata `lr_schedule`, `warmup`,
+    /// `schedule_epochs`); `None` for a constant rate.
+    pub lr_schedule: Option<crate::schedule::LrSchedule>,
 }
 
 impl Checkpoint {
@@ -52,9 +66,33 @@ impl Checkpoint {
             config,
             params,
             normalization,
+            target_normalization: None,
+            input_divisor: None,
+            class_names: Vec::new(),
             training,
+            early_stopping: None,
+            lr_schedule: None,
         }
     }
+}
+
+/// Early stopping's progress, kept in training checkpoints so that a resumed run stops
+/// where an uninterrupted one would (metadata `early_stopping`, a JSON object, and the
+/// tensor `early_stopping.best_params`, flat like the optimizer moments).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EarlyStopState {
+    /// `val_loss` or `val_accuracy`.
+    pub monitor: String,
+    /// Epochs without improvement that stop training.
+    pub patience: usize,
+    /// The epoch with the best monitored value so far (0: none yet).
+    pub best_epoch: usize,
+    /// That value.
+    pub best_value: f32,
+    /// Epochs since then.
+    pub wait: usize,
+    /// The parameters after the best epoch (flat layout).
+    pub best_params: Vec<f32>,
 }
 
 /// Everything needed to resume training where a checkpoint left off.
@@ -244,6 +282,7 @@ fn serialize(ckpt: &Checkpoint, metrics: Option<&str>) -> Result<Vec<u8>> {
         ("version", VERSION.to_string()),
         ("widths", join(&c.widths(), ",")),
         ("activations", join(&c.activations, ",")),
+        ("task", c.task.to_string()),
         ("loss", c.loss.to_string()),
         ("init", c.init.to_string()),
         ("seed", c.seed.to_string()),
@@ -254,6 +293,9 @@ fn serialize(ckpt: &Checkpoint, metrics: Option<&str>) -> Result<Vec<u8>> {
     .collect();
     if c.learn_prelu {
         meta.insert("learn_prelu".into(), "true".into());
+    }
+    if c.dropout > 0.0 {
+        meta.insert("dropout".into(), c.dropout.to_string());
     }
     if let Some(norm) = &ckpt.normalization {
         if norm.mean.len() != c.input || norm.std.len() != c.input {
@@ -270,6 +312,66 @@ fn serialize(ckpt: &Checkpoint, metrics: Option<&str>) -> Result<Vec<u8>> {
             tensors.push((name.to_string(), vec![c.input], v.clone()));
         }
     }
+    if let Some(es) = &ckpt.early_stopping {
+        if es.best_params.len() != n {
+            let got = format!("{} best parameters", es.best_params.len());
+            return Err(Error::shape("checkpoint early stopping", n, got));
+        }
+        let value = serde_json::json!({
+            "monitor": es.monitor, "patience": es.patience, "best_epoch": es.best_epoch,
+            "best_value": es.best_value.to_string(), "wait": es.wait,
+        });
+        meta.insert("early_stopping".into(), value.to_string());
+        tensors.push((
+            "early_stopping.best_params".to_string(),
+            vec![n],
+            es.best_params.clone(),
+        ));
+    }
+    if let Some(sched) = ckpt.lr_schedule.filter(|s| !s.is_constant()) {
+        sched.validate()?;
+        meta.insert("lr_schedule".into(), sched.kind.to_string());
+        meta.insert("warmup".into(), sched.warmup.to_string());
+        meta.insert("schedule_epochs".into(), sched.epochs.to_string());
+    }
+    if let Some(d) = ckpt.input_divisor {
+        if !(d.is_finite() && d > 0.0) {
+            return Err(Error::config(
+                "input divisor",
+                format!("{d} must be a positive number"),
+            ));
+        }
+        meta.insert("input_divisor".into(), d.to_string());
+    }
+    if !ckpt.class_names.is_empty() {
+        if ckpt.class_names.len() > c.output {
+            let got = format!("{} class names", ckpt.class_names.len());
+            let expected = format!("at most {} (one per output)", c.output);
+            return Err(Error::shape("checkpoint class names", expected, got));
+        }
+        let names = serde_json::to_string(&ckpt.class_names)
+            .map_err(|e| Error::config("class names", e.to_string()))?;
+        meta.insert("class_names".into(), names);
+    }
+    if let Some(norm) = &ckpt.target_normalization {
+        if norm.mean.len() != c.output || norm.std.len() != c.output {
+            let got = format!("{} means and {} stds", norm.mean.len(), norm.std.len());
+            let expected = format!("{} targets", c.output);
+            return Err(Error::shape(
+                "checkpoint target normalization",
+                expected,
+                got,
+            ));
+        }
+        Normalization::from_parts(norm.mean.clone(), norm.std.clone())?;
+        meta.insert("target_normalization".into(), "standard".into());
+        for (name, v) in [
+            ("target_normalization.mean", &norm.mean),
+            ("target_normalization.std", &norm.std),
+        ] {
+            tensors.push((name.to_string(), vec![c.output], v.clone()));
+        }
+    }
     if let Some(t) = &ckpt.training {
         let o = &t.optimizer;
         for (k, v) in [
@@ -281,6 +383,7 @@ fn serialize(ckpt: &Checkpoint, metrics: Option<&str>) -> Result<Vec<u8>> {
             ("beta2", o.beta2.to_string()),
             ("eps", o.eps.to_string()),
             ("weight_decay", o.weight_decay.to_string()),
+            ("clip_grad_norm", o.clip_norm.to_string()),
             ("optimizer_step", t.state.step.to_string()),
         ] {
             meta.insert(k.to_string(), v);
@@ -497,9 +600,17 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
         hidden: widths[1..widths.len() - 1].to_vec(),
         activations,
         output: widths[widths.len() - 1],
+        task: match meta.get("task") {
+            None => crate::config::Task::Classify,
+            Some(_) => r.parse("task")?,
+        },
         loss: r.parse("loss")?,
         init: r.parse("init")?,
         seed: r.parse("seed")?,
+        dropout: match meta.get("dropout") {
+            None => 0.0,
+            Some(_) => r.parse("dropout")?,
+        },
         learn_prelu: match meta.get("learn_prelu").map(String::as_str) {
             None | Some("false") => false,
             Some("true") => true,
@@ -551,6 +662,100 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
             return Err(Error::data(path, "metadata normalization", msg));
         }
     };
+    let early_stopping = match meta.get("early_stopping") {
+        None => None,
+        Some(text) => {
+            let bad = || {
+                let msg = format!(
+                    "{:?} is not an early-stopping state; {RESAVE}",
+                    text.chars().take(80).collect::<String>()
+                );
+                Error::data(path, "metadata early_stopping", msg)
+            };
+            let v: serde_json::Value = serde_json::from_str(text).map_err(|_| bad())?;
+            let count = |k: &str| v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize);
+            let monitor = v.get("monitor").and_then(|x| x.as_str()).ok_or_else(bad)?;
+            let best_value: f32 = v
+                .get("best_value")
+                .and_then(|x| x.as_str())
+                .and_then(|x| x.parse().ok())
+                .ok_or_else(bad)?;
+            let ctx = "metadata early_stopping".to_string();
+            let best_params = r.tensor(
+                "early_stopping.best_params",
+                &[vec![config.n_params()]],
+                &ctx,
+            )?;
+            names.push("early_stopping.best_params".to_string());
+            Some(EarlyStopState {
+                monitor: monitor.to_string(),
+                patience: count("patience").ok_or_else(bad)?,
+                best_epoch: count("best_epoch").ok_or_else(bad)?,
+                best_value,
+                wait: count("wait").ok_or_else(bad)?,
+                best_params,
+            })
+        }
+    };
+    let lr_schedule = match meta.get("lr_schedule") {
+        None => None,
+        Some(_) => {
+            let sched = crate::schedule::LrSchedule {
+                kind: r.parse("lr_schedule")?,
+                warmup: r.parse("warmup")?,
+                epochs: r.parse("schedule_epochs")?,
+            };
+            sched
+                .validate()
+                .map_err(|e| Error::data(path, "metadata warmup", format!("{e}; {RESAVE}")))?;
+            Some(sched)
+        }
+    };
+    let input_divisor = match meta.get("input_divisor") {
+        None => None,
+        Some(text) => Some(
+            text.parse::<f32>()
+                .ok()
+                .filter(|d| d.is_finite() && *d > 0.0)
+                .ok_or_else(|| {
+                    let msg = format!("{text:?} is not a positive number; {RESAVE}");
+                    Error::data(path, "metadata input_divisor", msg)
+                })?,
+        ),
+    };
+    let class_names: Vec<String> = match meta.get("class_names") {
+        None => Vec::new(),
+        Some(text) => serde_json::from_str::<Vec<String>>(text)
+            .ok()
+            .filter(|n| n.len() <= config.output)
+            .ok_or_else(|| {
+                let msg = format!(
+                    "{:?} is not a JSON array of at most {} strings (one per output); {RESAVE}",
+                    text.chars().take(60).collect::<String>(),
+                    config.output
+                );
+                Error::data(path, "metadata class_names", msg)
+            })?,
+    };
+    let target_normalization = match meta.get("target_normalization").map(String::as_str) {
+        None | Some("none") => None,
+        Some("standard") => {
+            let shape = [vec![config.output]];
+            let ctx = format!("metadata target_normalization=standard and widths {widths_text}");
+            let mean = r.tensor("target_normalization.mean", &shape, &ctx)?;
+            let std = r.tensor("target_normalization.std", &shape, &ctx)?;
+            names.extend(
+                ["target_normalization.mean", "target_normalization.std"].map(String::from),
+            );
+            let norm = Normalization::from_parts(mean, std)
+                .map_err(|e| Error::data(path, "tensor target_normalization.std", e))?;
+            Some(norm)
+        }
+        Some(other) => {
+            let msg = format!("{other:?} is neither \"none\" nor \"standard\"");
+            return Err(Error::data(path, "metadata target_normalization", msg));
+        }
+    };
     let training = if meta.contains_key("optimizer") {
         let n_params = config.n_params();
         let optimizer = OptimizerConfig {
@@ -561,6 +766,10 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
             beta2: r.parse("beta2")?,
             eps: r.parse("eps")?,
             weight_decay: r.parse("weight_decay")?,
+            clip_norm: match meta.get("clip_grad_norm") {
+                None => 0.0,
+                Some(_) => r.parse("clip_grad_norm")?,
+            },
         };
         optimizer
             .validate()
@@ -621,7 +830,12 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
     }
     let ckpt = Checkpoint {
         normalization,
+        target_normalization,
+        input_divisor,
+        class_names,
         training,
+        early_stopping,
+        lr_schedule,
         ..Checkpoint::new(config, params)
     };
     Ok((ckpt, meta.get("metrics").cloned()))
@@ -738,6 +952,101 @@ mod tests {
             1,
             "a temporary is left"
         );
+    }
+
+    #[test]
+    fn class_names_input_divisor_and_early_stopping_round_trip_and_are_checked() {
+        let dir = TestDir::new("ckpt-names");
+        let p = dir.join("model.safetensors");
+        let mut c = full();
+        c.class_names = vec!["Iris \"setosa\"".into(), "versicolor,x".into()];
+        c.input_divisor = Some(255.0);
+        c.lr_schedule = Some(crate::schedule::LrSchedule {
+            kind: crate::schedule::ScheduleKind::Step {
+                every: 3,
+                gamma: 0.25,
+            },
+            warmup: 2,
+            epochs: 40,
+        });
+        c.early_stopping = Some(EarlyStopState {
+            monitor: "val_loss".into(),
+            patience: 3,
+            best_epoch: 7,
+            best_value: 0.1 + 1e-9,
+            wait: 2,
+            best_params: c.params.iter().map(|p| p * 0.5).collect(),
+        });
+        save(&p, &c).unwrap();
+        assert_eq!(load(&p).unwrap(), c);
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(meta_of(&bytes)["input_divisor"], "255");
+        parse_err(
+            &set(&bytes, "input_divisor", Some("-1")),
+            &["metadata input_divisor"],
+        );
+        parse_err(
+            &set(&bytes, "early_stopping", Some("{}")),
+            &["metadata early_stopping"],
+        );
+        let no_best = rewrite(&bytes, |t, _| {
+            t.retain(|x| x.0 != "early_stopping.best_params")
+        });
+        parse_err(&no_best, &["tensor early_stopping.best_params"]);
+        parse_err(
+            &set(&bytes, "lr_schedule", Some("linear")),
+            &["metadata lr_schedule"],
+        );
+        parse_err(&set(&bytes, "warmup", Some("40")), &["metadata warmup"]);
+        parse_err(
+            &set(&bytes, "class_names", Some("[1,2]")),
+            &["metadata class_names"],
+        );
+        parse_err(
+            &set(&bytes, "class_names", Some(r#"["a","b","c"]"#)),
+            &["metadata class_names", "at most 2"],
+        );
+        c.class_names.push("third".into());
+        assert!(matches!(save(&p, &c), Err(Error::Shape { .. })));
+    }
+
+    #[test]
+    fn regression_task_and_target_normalization_round_trip_and_are_checked() {
+        let dir = TestDir::new("ckpt-regress");
+        let p = dir.join("model.safetensors");
+        let mut c = full();
+        c.config = c.config.clone().with_task(crate::config::Task::Regress);
+        c.config.loss = Loss::Huber;
+        let tn = Normalization::from_parts(vec![500.0, -2.0], vec![1000.0, 0.5]).unwrap();
+        c.target_normalization = Some(tn);
+        save(&p, &c).unwrap();
+        assert_eq!(load(&p).unwrap(), c);
+        let bytes = std::fs::read(&p).unwrap();
+        let meta = meta_of(&bytes);
+        assert_eq!(
+            (meta["task"].as_str(), meta["loss"].as_str()),
+            ("regress", "huber")
+        );
+        assert_eq!(meta["target_normalization"], "standard");
+        // Files from before tasks existed have no key: classification.
+        let old = set(&saved(&full()), "task", None);
+        let back = parse(Path::new("m.safetensors"), &old).unwrap().0;
+        assert_eq!(back.config.task, crate::config::Task::Classify);
+        parse_err(
+            &set(&bytes, "task", Some("cluster")),
+            &["metadata task", "cluster"],
+        );
+        parse_err(
+            &set(&bytes, "target_normalization", Some("minmax")),
+            &["metadata target_normalization", "minmax"],
+        );
+        let no_tensor = rewrite(&bytes, |t, _| {
+            t.retain(|x| x.0 != "target_normalization.std")
+        });
+        parse_err(&no_tensor, &["tensor target_normalization.std"]);
+        // A target normalization of the wrong width is refused at save.
+        c.target_normalization = Some(Normalization::from_parts(vec![0.0], vec![1.0]).unwrap());
+        assert!(matches!(save(&p, &c), Err(Error::Shape { .. })));
     }
 
     #[test]

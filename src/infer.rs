@@ -3,10 +3,12 @@
 
 use crate::config::{Loss, MlpConfig};
 use crate::data::Dataset;
+use crate::data::Normalization;
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, GpuMlp};
 use crate::optim::OptimizerConfig;
-use crate::reference::{CpuMlp, argmax, loss_and_grad};
+use crate::reference::{CpuMlp, argmax, loss_and_grad, regression_loss_and_grad};
+use crate::train::RegressionMetrics;
 
 /// Where to run: a GPU context, or the CPU reference path.
 #[derive(Clone, Copy, Debug)]
@@ -139,6 +141,46 @@ pub struct Evaluation {
     pub confusion: Vec<Vec<usize>>,
 }
 
+/// Per-class precision, recall and F1 from a confusion matrix (`confusion[true][predicted]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassReport {
+    /// TP / (TP + FP): of the samples predicted as the class, the share that are (0 when
+    /// nothing was predicted as it).
+    pub precision: f32,
+    /// TP / (TP + FN): of the class's samples, the share found (0 when it has none).
+    pub recall: f32,
+    /// Harmonic mean of precision and recall (0 when both are 0).
+    pub f1: f32,
+    /// Samples of the class (TP + FN).
+    pub support: usize,
+}
+
+/// The per-class report of a confusion matrix, as scikit-learn's `classification_report`
+/// (with `zero_division=0`).
+pub fn class_report(confusion: &[Vec<usize>]) -> Vec<ClassReport> {
+    let c = confusion.len();
+    (0..c)
+        .map(|k| {
+            let tp = confusion[k][k] as f64;
+            let support: usize = confusion[k].iter().sum();
+            let predicted: usize = confusion.iter().map(|row| row[k]).sum();
+            let ratio = |a: f64, b: usize| if b == 0 { 0.0 } else { a / b as f64 };
+            let (p, r) = (ratio(tp, predicted), ratio(tp, support));
+            let f1 = if p + r == 0.0 {
+                0.0
+            } else {
+                2.0 * p * r / (p + r)
+            };
+            ClassReport {
+                precision: p as f32,
+                recall: r as f32,
+                f1: f1 as f32,
+                support,
+            }
+        })
+        .collect()
+}
+
 /// Evaluates `params` on `data` (features already normalised as the model expects).
 pub fn evaluate(
     device: Device,
@@ -173,4 +215,119 @@ pub fn evaluate(
         accuracy: r.correct as f32 / data.len().max(1) as f32,
         confusion,
     })
+}
+
+/// Loss and MSE/MAE/R² of a regression model on a dataset.
+#[derive(Clone, Debug)]
+pub struct RegressionEvaluation {
+    /// Mean training loss (on standardised targets when the model was trained on them).
+    pub loss: f32,
+    /// MSE, MAE and R² in the targets' own units.
+    pub metrics: RegressionMetrics,
+}
+
+/// The predictions of a regression model in the targets' own units: the outputs with the
+/// target standardisation (if any) undone.
+pub fn predictions(
+    device: Device,
+    config: &MlpConfig,
+    params: &[f32],
+    target_norm: Option<&Normalization>,
+    features: &[f32],
+    n: usize,
+) -> Result<Vec<f32>> {
+    let mut out = logits(device, config, params, features, n)?;
+    if let Some(norm) = target_norm {
+        norm.invert(&mut out);
+    }
+    Ok(out)
+}
+
+/// Evaluates a regression model on `data` (features already normalised as the model
+/// expects, targets in their own units); the loss is the training loss on the model's
+/// (standardised, when `target_norm` is given) scale.
+pub fn evaluate_regression(
+    device: Device,
+    config: &MlpConfig,
+    params: &[f32],
+    target_norm: Option<&Normalization>,
+    data: &Dataset,
+) -> Result<RegressionEvaluation> {
+    if data.n_features != config.input || data.n_targets != config.output {
+        return Err(Error::shape(
+            "evaluation data",
+            format!(
+                "{} features and {} targets (the model's widths)",
+                config.input, config.output
+            ),
+            format!(
+                "{} features and {} targets",
+                data.n_features, data.n_targets
+            ),
+        ));
+    }
+    let pred = predictions(
+        device,
+        config,
+        params,
+        target_norm,
+        &data.features,
+        data.len(),
+    )?;
+    let ones = vec![1.0; config.output];
+    let (raw, _) = regression_loss_and_grad(
+        config.loss,
+        &pred,
+        &data.targets,
+        &ones,
+        data.len().max(1),
+        false,
+    );
+    let loss = match target_norm {
+        None => raw.loss,
+        Some(norm) => {
+            let mut p = pred.clone();
+            let mut t = data.targets.clone();
+            norm.apply(&mut p)?;
+            norm.apply(&mut t)?;
+            regression_loss_and_grad::<f32>(config.loss, &p, &t, &ones, data.len().max(1), false)
+                .0
+                .loss
+        }
+    };
+    Ok(RegressionEvaluation {
+        loss,
+        metrics: RegressionMetrics::from_sums(
+            f64::from(raw.sq_err),
+            f64::from(raw.abs_err),
+            data.len(),
+            data.n_targets,
+            data.target_sum_of_squares(None),
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hand-computed from a 3-class matrix in which class 2 never appears.
+    #[test]
+    fn class_report_matches_hand_values() {
+        // rows: true class; columns: predicted
+        let m = vec![vec![2, 1, 0], vec![1, 1, 0], vec![0, 0, 0]];
+        let r = class_report(&m);
+        // class 0: TP 2, predicted 3, support 3
+        assert!(
+            (r[0].precision - 2.0 / 3.0).abs() < 1e-6 && (r[0].recall - 2.0 / 3.0).abs() < 1e-6
+        );
+        assert!((r[0].f1 - 2.0 / 3.0).abs() < 1e-6 && r[0].support == 3);
+        // class 1: TP 1, predicted 2, support 2
+        assert!((r[1].precision - 0.5).abs() < 1e-6 && (r[1].recall - 0.5).abs() < 1e-6);
+        // class 2: nothing predicted, no support: all 0
+        assert_eq!(
+            (r[2].precision, r[2].recall, r[2].f1, r[2].support),
+            (0.0, 0.0, 0.0, 0)
+        );
+    }
 }

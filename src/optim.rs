@@ -75,6 +75,9 @@ pub struct OptimizerConfig {
     pub eps: f32,
     /// L2 weight decay (decoupled for AdamW). Default 0 (AdamW: 0.01).
     pub weight_decay: f32,
+    /// Gradient clipping by global norm before each update (PyTorch's `clip_grad_norm_`);
+    /// 0 (default): off.
+    pub clip_norm: f32,
 }
 
 impl OptimizerConfig {
@@ -92,6 +95,7 @@ impl OptimizerConfig {
             } else {
                 0.0
             },
+            clip_norm: 0.0,
         }
     }
 
@@ -118,6 +122,15 @@ impl OptimizerConfig {
         }
         if !(0.0..=1.0).contains(&self.momentum) {
             return Err(Error::config("--momentum", "momentum must be in [0, 1]"));
+        }
+        if !(self.clip_norm.is_finite() && self.clip_norm >= 0.0) {
+            return Err(Error::config(
+                "--clip-grad-norm",
+                format!(
+                    "{} must be a positive number (the largest gradient norm)",
+                    self.clip_norm
+                ),
+            ));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return Err(Error::config(
@@ -151,6 +164,17 @@ impl<T: Real> OptimizerState<T> {
     }
 }
 
+/// Gradient clipping's factor, as `clip.wgsl` computes it: with the global norm
+/// ‖g‖ = √Σ g², coef = clip / (‖g‖ + 1e-6), the factor is coef when coef < 1, else 1.
+pub fn clip_scale<T: Real>(clip: f32, grads: &[T]) -> T {
+    if clip <= 0.0 {
+        return T::ONE;
+    }
+    let sum: T = grads.iter().map(|&g| g * g).sum();
+    let coef = T::from_f64(f64::from(clip)) / (sum.sqrt() + T::from_f64(1e-6));
+    if coef < T::ONE { coef } else { T::ONE }
+}
+
 /// One update of `params` from `grads`, exactly as `optim.wgsl` does it.
 pub fn apply<T: Real>(
     cfg: &OptimizerConfig,
@@ -164,9 +188,13 @@ pub fn apply<T: Real>(
     let t = state.step as i32;
     let bc1 = T::ONE - c(cfg.beta1).powi(t);
     let bc2 = T::ONE - c(cfg.beta2).powi(t);
+    let scale = clip_scale(cfg.clip_norm, grads);
     for i in 0..params.len() {
         let mut p = params[i];
         let mut g = grads[i];
+        if cfg.clip_norm > 0.0 {
+            g *= scale;
+        }
         match cfg.kind {
             OptimizerKind::Sgd => {
                 g += wd * p;

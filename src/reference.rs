@@ -4,7 +4,7 @@
 //! path. Shapes and conventions follow `shaders/` exactly (see `config.rs` for the layout).
 
 use crate::activation::{Activation, Real};
-use crate::config::{Layer, Loss, MlpConfig};
+use crate::config::{Layer, Loss, MlpConfig, Task};
 use crate::error::{Error, Result};
 use crate::optim::{self, OptimizerConfig, OptimizerState};
 
@@ -19,7 +19,19 @@ pub struct CpuMlp<T: Real> {
     pub optimizer: OptimizerConfig,
     /// Optimizer state.
     pub state: OptimizerState<T>,
+    /// Per-output scale of the regression error metrics (the targets' std, or 1), as
+    /// `GpuMlp::set_target_scale`.
+    pub target_scale: Vec<f32>,
     layers: Vec<Layer>,
+}
+
+/// What a batch is compared with: class labels or regression targets.
+#[derive(Clone, Copy, Debug)]
+pub enum Target<'a> {
+    /// One class index per sample (classification).
+    Labels(&'a [u32]),
+    /// `batch × outputs` float targets, row-major (regression).
+    Values(&'a [f32]),
 }
 
 /// What the forward pass keeps for the backward pass: each layer's input and pre-activation.
@@ -33,13 +45,30 @@ pub struct ForwardCache<T> {
     pub output: Vec<T>,
 }
 
-/// Loss (mean over the batch) and the number of correctly classified samples.
+/// Loss (mean over the batch), the number of correctly classified samples and, for
+/// regression, the summed squared and absolute errors.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BatchLoss<T> {
     /// Mean loss over the batch.
     pub loss: T,
-    /// Samples whose arg-max output equals the label.
+    /// Samples whose arg-max output equals the label (0 for regression).
     pub correct: usize,
+    /// Regression: Σ over samples and outputs of (scale · (output − target))².
+    pub sq_err: T,
+    /// Regression: Σ over samples and outputs of |scale · (output − target)|.
+    pub abs_err: T,
+}
+
+impl BatchLoss<f32> {
+    /// The batch metrics a GPU state holds (its running sums over exactly one batch).
+    pub fn from_state(s: &crate::gpu::TrainState) -> Self {
+        BatchLoss {
+            loss: s.mean_loss(),
+            correct: s.correct as usize,
+            sq_err: s.sq_err,
+            abs_err: s.abs_err,
+        }
+    }
 }
 
 impl<T: Real> CpuMlp<T> {
@@ -70,6 +99,7 @@ impl<T: Real> CpuMlp<T> {
             ));
         }
         Ok(CpuMlp {
+            target_scale: vec![1.0; config.output],
             layers: config.layers(),
             state: OptimizerState::zeros(params.len()),
             config: config.clone(),
@@ -91,8 +121,27 @@ impl<T: Real> CpuMlp<T> {
         }
     }
 
-    /// Forward pass keeping what the backward pass needs.
+    /// Forward pass keeping what the backward pass needs (no dropout: inference).
     pub fn forward_cache(&self, x: &[T], batch: usize) -> Result<ForwardCache<T>> {
+        self.forward_with(x, batch, false)
+    }
+
+    /// The dropout factor (0 or 1 / (1 − p)) of element `i` of hidden layer `layer`'s batch
+    /// at the current optimizer step, as `shaders/dropout.wgsl` draws it.
+    fn dropout_factor(&self, layer: usize, i: usize) -> T {
+        use crate::dropout;
+        let p = self.config.dropout;
+        let seed = dropout::mask_seed(self.config.seed);
+        if dropout::keep(seed, self.state.step as u32, layer as u32, i as u32, p) {
+            T::from_f64(f64::from(dropout::scale(p)))
+        } else {
+            T::ZERO
+        }
+    }
+
+    /// Forward pass; with `training` and dropout on, every hidden layer's output is
+    /// multiplied by its mask (so the next layer's input is the dropped one).
+    fn forward_with(&self, x: &[T], batch: usize, training: bool) -> Result<ForwardCache<T>> {
         self.check_batch(x, None, batch)?;
         let mut inputs = Vec::with_capacity(self.layers.len());
         let mut zs = Vec::with_capacity(self.layers.len());
@@ -100,10 +149,16 @@ impl<T: Real> CpuMlp<T> {
         for layer in &self.layers {
             let z = affine(&self.params, layer, &cur, batch);
             let p = self.act_param(layer);
-            let y: Vec<T> = z
+            let mut y: Vec<T> = z
                 .iter()
                 .map(|&v| layer.activation.forward_with_param(v, p))
                 .collect();
+            let l = inputs.len();
+            if training && self.config.dropout > 0.0 && l + 1 < self.layers.len() {
+                for (i, v) in y.iter_mut().enumerate() {
+                    *v *= self.dropout_factor(l, i);
+                }
+            }
             inputs.push(std::mem::replace(&mut cur, y));
             zs.push(z);
         }
@@ -127,9 +182,19 @@ impl<T: Real> CpuMlp<T> {
         labels: &[u32],
         batch: usize,
     ) -> Result<(BatchLoss<T>, Vec<T>)> {
-        self.check_batch(x, Some(labels), batch)?;
-        let cache = self.forward_cache(x, batch)?;
-        let (loss, mut dz) = loss_and_grad(self.config.loss, &cache.output, labels, batch, true);
+        self.loss_and_gradients_for(x, Target::Labels(labels), batch)
+    }
+
+    /// [`Self::loss_and_gradients`] for class labels or regression targets.
+    pub fn loss_and_gradients_for(
+        &self,
+        x: &[T],
+        target: Target,
+        batch: usize,
+    ) -> Result<(BatchLoss<T>, Vec<T>)> {
+        check_target(&self.config, x.len(), Some(target), batch)?;
+        let cache = self.forward_with(x, batch, true)?;
+        let (loss, mut dz) = self.batch_loss(&cache.output, target, batch, true);
         let mut grads = vec![T::ZERO; self.params.len()];
         for l in (0..self.layers.len()).rev() {
             let layer = &self.layers[l];
@@ -162,6 +227,9 @@ impl<T: Real> CpuMlp<T> {
                         }
                         let zv = z_prev[b * k + i];
                         next[b * k + i] = s * act.grad_with_param(zv, p);
+                        if self.config.dropout > 0.0 {
+                            next[b * k + i] *= self.dropout_factor(l - 1, b * k + i);
+                        }
                         d_alpha += s * act.grad_param(zv);
                     }
                 }
@@ -177,7 +245,40 @@ impl<T: Real> CpuMlp<T> {
     /// One optimizer step on a batch; returns the batch's mean loss and correct count.
     /// A non-finite loss is an error and leaves the parameters untouched.
     pub fn train_step(&mut self, x: &[T], labels: &[u32], batch: usize) -> Result<BatchLoss<T>> {
-        let (loss, grads) = self.loss_and_gradients(x, labels, batch)?;
+        self.train_step_for(x, Target::Labels(labels), batch)
+    }
+
+    /// The loss, metrics and (if `want_grad`) dLoss/dlogits of a batch's outputs.
+    pub fn batch_loss(
+        &self,
+        logits: &[T],
+        target: Target,
+        batch: usize,
+        want_grad: bool,
+    ) -> (BatchLoss<T>, Vec<T>) {
+        match target {
+            Target::Labels(labels) => {
+                loss_and_grad(self.config.loss, logits, labels, batch, want_grad)
+            }
+            Target::Values(values) => regression_loss_and_grad(
+                self.config.loss,
+                logits,
+                values,
+                &self.target_scale,
+                batch,
+                want_grad,
+            ),
+        }
+    }
+
+    /// [`Self::train_step`] for class labels or regression targets.
+    pub fn train_step_for(
+        &mut self,
+        x: &[T],
+        target: Target,
+        batch: usize,
+    ) -> Result<BatchLoss<T>> {
+        let (loss, grads) = self.loss_and_gradients_for(x, target, batch)?;
         if !loss.loss.to_f64().is_finite() {
             return Err(Error::Diverged {
                 epoch: 0,
@@ -187,6 +288,47 @@ impl<T: Real> CpuMlp<T> {
         }
         optim::apply(&self.optimizer, &mut self.state, &mut self.params, &grads);
         Ok(loss)
+    }
+}
+
+/// Shared shape checks of a batch and its labels or targets against a config: labels need
+/// a classification model, targets a regression model with one output per target.
+pub fn check_target(
+    config: &MlpConfig,
+    x_len: usize,
+    target: Option<Target>,
+    batch: usize,
+) -> Result<()> {
+    match (target, config.task) {
+        (Some(Target::Values(v)), Task::Regress) => {
+            check_batch(config, x_len, None, batch)?;
+            if v.len() != batch * config.output {
+                return Err(Error::shape(
+                    "batch targets",
+                    format!(
+                        "{batch} × {} = {} values",
+                        config.output,
+                        batch * config.output
+                    ),
+                    format!("{} values", v.len()),
+                ));
+            }
+            Ok(())
+        }
+        (Some(Target::Labels(labels)), Task::Classify) => {
+            check_batch(config, x_len, Some(labels), batch)
+        }
+        (None, _) => check_batch(config, x_len, None, batch),
+        (Some(_), task) => Err(Error::config(
+            "--task",
+            format!(
+                "a {task} model needs {}",
+                match task {
+                    Task::Classify => "class labels, not float targets",
+                    Task::Regress => "float targets, not class labels",
+                }
+            ),
+        )),
     }
 }
 
@@ -300,7 +442,8 @@ pub fn loss_and_grad<T: Real>(
                     }
                 }
             }
-            Loss::Mse => {
+            // validate() keeps L1 and Huber out of classification.
+            Loss::Mse | Loss::L1 | Loss::Huber => {
                 let cf = T::from_f64(c_len as f64);
                 let mut r = T::ZERO;
                 for c in 0..c_len {
@@ -319,6 +462,67 @@ pub fn loss_and_grad<T: Real>(
         BatchLoss {
             loss: total * inv_b,
             correct,
+            sq_err: T::ZERO,
+            abs_err: T::ZERO,
+        },
+        grad,
+    )
+}
+
+/// −1, 0 or 1 (0 for 0 and NaN), as WGSL's `sign`.
+fn sign<T: Real>(d: T) -> T {
+    if d > T::ZERO {
+        T::ONE
+    } else if d < T::ZERO {
+        T::ZERO - T::ONE
+    } else {
+        T::ZERO
+    }
+}
+
+/// Mean regression loss (MSE, L1 or Huber with δ = 1, averaged over every element), the
+/// summed squared and absolute errors scaled per output by `scale`, and (if `want_grad`)
+/// dLoss/dlogits, as `loss.wgsl` computes them.
+pub fn regression_loss_and_grad<T: Real>(
+    loss: Loss,
+    logits: &[T],
+    targets: &[f32],
+    scale: &[f32],
+    batch: usize,
+    want_grad: bool,
+) -> (BatchLoss<T>, Vec<T>) {
+    let c_len = logits.len() / batch;
+    let per = T::ONE / T::from_f64((batch * c_len) as f64);
+    let mut grad = if want_grad {
+        vec![T::ZERO; logits.len()]
+    } else {
+        Vec::new()
+    };
+    let (mut total, mut sq, mut ab) = (T::ZERO, T::ZERO, T::ZERO);
+    let half = T::from_f64(0.5);
+    for (i, (&l, &t)) in logits.iter().zip(targets).enumerate() {
+        let d = l - T::from_f64(f64::from(t));
+        let ad = d.abs();
+        let (value, slope) = match loss {
+            Loss::L1 => (ad, sign(d)),
+            Loss::Huber if ad > T::ONE => (ad - half, sign(d)),
+            Loss::Huber => (half * d * d, d),
+            _ => (d * d, T::from_f64(2.0) * d),
+        };
+        total += value;
+        let e = d * T::from_f64(f64::from(scale.get(i % c_len).copied().unwrap_or(1.0)));
+        sq += e * e;
+        ab += e.abs();
+        if want_grad {
+            grad[i] = slope * per;
+        }
+    }
+    (
+        BatchLoss {
+            loss: total * per,
+            correct: 0,
+            sq_err: sq,
+            abs_err: ab,
         },
         grad,
     )

@@ -12,7 +12,7 @@ use crate::gpu::fused::{FusedMlp, KernelChoice, KernelDecision};
 use crate::gpu::uniforms::TrainState;
 use crate::gpu::{GpuContext, GpuDataset, GpuMlp};
 use crate::optim::{OptimizerConfig, OptimizerState};
-use crate::reference::{BatchLoss, CpuMlp};
+use crate::reference::{BatchLoss, CpuMlp, Target};
 use crate::rng::Rng;
 
 /// How to train.
@@ -46,10 +46,52 @@ pub struct EpochMetrics {
     pub test_loss: Option<f32>,
     /// Accuracy on the test set after the epoch, if there is one.
     pub test_accuracy: Option<f32>,
+    /// Regression: running MSE, MAE and R² of the epoch's training batches.
+    pub train_regression: Option<RegressionMetrics>,
+    /// Regression: MSE, MAE and R² on the test set after the epoch, if there is one.
+    pub test_regression: Option<RegressionMetrics>,
     /// Wall-clock seconds of the epoch (training and evaluation).
     pub seconds: f64,
     /// Training samples per second.
     pub samples_per_second: f64,
+}
+
+/// Regression metrics of a pass over a dataset, in the targets' own units (a standardised
+/// target's errors are scaled back by its std).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RegressionMetrics {
+    /// Mean squared error over samples and target columns.
+    pub mse: f32,
+    /// Mean absolute error over samples and target columns.
+    pub mae: f32,
+    /// Coefficient of determination 1 − SS_res / SS_tot, summed over target columns (the
+    /// variance-weighted R² of scikit-learn's `r2_score(multioutput="variance_weighted")`;
+    /// for one target the plain R²).
+    pub r2: f32,
+}
+
+impl RegressionMetrics {
+    /// From summed squared and absolute errors over `count` samples of `n_targets` columns,
+    /// and the dataset's total sum of squares (see [`Dataset::target_sum_of_squares`]).
+    pub fn from_sums(
+        sq_err: f64,
+        abs_err: f64,
+        count: usize,
+        n_targets: usize,
+        ss_tot: f64,
+    ) -> Self {
+        let n = (count * n_targets).max(1) as f64;
+        let r2 = if ss_tot > 0.0 {
+            1.0 - sq_err / ss_tot
+        } else {
+            f64::NAN
+        };
+        RegressionMetrics {
+            mse: (sq_err / n) as f32,
+            mae: (abs_err / n) as f32,
+            r2: r2 as f32,
+        }
+    }
 }
 
 /// The permutation of `0..n` used in `epoch` (1-based): the same on every device.
@@ -57,8 +99,26 @@ pub fn epoch_permutation(seed: u64, epoch: usize, n: usize) -> Vec<u32> {
     Rng::new(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).permutation(n)
 }
 
-/// (mean loss, accuracy).
-type Stats = (f32, f32);
+/// What a pass over a dataset summed: mean loss, accuracy, and (regression) the summed
+/// squared and absolute errors.
+#[derive(Clone, Copy, Debug)]
+struct Stats {
+    loss: f32,
+    accuracy: f32,
+    sq_err: f64,
+    abs_err: f64,
+}
+
+impl Stats {
+    fn of_state(s: &crate::gpu::TrainState) -> Stats {
+        Stats {
+            loss: s.mean_loss(),
+            accuracy: s.accuracy(),
+            sq_err: f64::from(s.sq_err),
+            abs_err: f64::from(s.abs_err),
+        }
+    }
+}
 
 /// The GPU model with its resident datasets.
 pub struct GpuEngine<'c> {
@@ -102,9 +162,16 @@ pub struct Trainer<'c> {
     /// Epochs completed.
     pub epoch: usize,
     stop: Option<Arc<AtomicBool>>,
+    /// Per-target scale of the regression metrics (see [`Trainer::set_target_scale`]).
+    target_scale: Vec<f32>,
+    /// Called with (steps done, steps) of the running epoch (see [`Trainer::set_progress`]).
+    progress: Option<Progress<'c>>,
     /// The GPU path and why it was chosen (`None` on the CPU).
     kernel: Option<KernelDecision>,
 }
+
+/// A progress callback: (steps done, steps in the epoch).
+pub type Progress<'c> = Box<dyn FnMut(usize, usize) + 'c>;
 
 impl<'c> Trainer<'c> {
     /// A trainer on the GPU's layered path: uploads both datasets once.
@@ -202,8 +269,72 @@ impl<'c> Trainer<'c> {
             seed: config.seed,
             epoch: 0,
             stop: None,
+            target_scale: vec![1.0; config.output],
+            progress: None,
             kernel: None,
         }
+    }
+
+    /// Reports progress within each epoch: on the GPU after each submit of
+    /// `steps_per_submit` steps (the trainer then waits for the previous submit to finish,
+    /// keeping one in flight, so the count is of steps done, not queued); on the CPU after
+    /// every step.
+    pub fn set_progress(&mut self, f: Progress<'c>) {
+        self.progress = Some(f);
+    }
+
+    /// Sets the learning rate of the following steps (for a schedule, between epochs).
+    pub fn set_lr(&mut self, lr: f32) -> Result<()> {
+        match &mut self.engine {
+            Engine::Gpu(g) => g.mlp.set_lr(lr),
+            Engine::Fused(f) => f.mlp.set_lr(lr),
+            Engine::Cpu(mlp) => {
+                if !(lr.is_finite() && lr >= 0.0) {
+                    return Err(Error::config(
+                        "learning rate",
+                        format!("{lr} must be a finite number >= 0"),
+                    ));
+                }
+                mlp.optimizer.lr = lr;
+                Ok(())
+            }
+        }
+    }
+
+    /// For standardised regression targets: the std of each target, so MSE, MAE and R² are
+    /// reported in the targets' own units (the default scale is 1).
+    pub fn set_target_scale(&mut self, scale: &[f32]) -> Result<()> {
+        match &mut self.engine {
+            Engine::Gpu(g) => g.mlp.set_target_scale(scale)?,
+            // The fused path trains classification only (fused::decide).
+            Engine::Fused(_) => {
+                return Err(Error::config(
+                    "target scale",
+                    "the fused kernel does not train regression datasets",
+                ));
+            }
+            Engine::Cpu(mlp) => {
+                if scale.len() != mlp.config.output {
+                    return Err(Error::shape("target scale", mlp.config.output, scale.len()));
+                }
+                mlp.target_scale = scale.to_vec();
+            }
+        }
+        self.target_scale = scale.to_vec();
+        Ok(())
+    }
+
+    /// The regression metrics of `stats` over `data` (None for classification).
+    fn regression(&self, stats: &Stats, data: &Dataset) -> Option<RegressionMetrics> {
+        data.is_regression().then(|| {
+            RegressionMetrics::from_sums(
+                stats.sq_err,
+                stats.abs_err,
+                data.len(),
+                data.n_targets,
+                data.target_sum_of_squares(Some(&self.target_scale)),
+            )
+        })
     }
 
     /// Once `flag` is set (by a signal handler, say), the running epoch stops after the work
@@ -236,6 +367,7 @@ impl<'c> Trainer<'c> {
         let perm = epoch_permutation(self.seed, epoch, self.train.len());
         let batch = self.options.batch_size.min(self.train.len());
         let stop = self.stop.as_deref();
+        let progress = self.progress.as_deref_mut();
         let (train_stats, test_stats) = match &mut self.engine {
             Engine::Gpu(g) => {
                 let GpuEngine { mlp, train, test } = &mut **g;
@@ -248,6 +380,7 @@ impl<'c> Trainer<'c> {
                     &self.options,
                     epoch,
                     stop,
+                    progress,
                 )?
             }
             Engine::Fused(f) => {
@@ -261,6 +394,7 @@ impl<'c> Trainer<'c> {
                     &self.options,
                     epoch,
                     stop,
+                    progress,
                 )?
             }
             Engine::Cpu(mlp) => cpu_epoch(
@@ -271,16 +405,23 @@ impl<'c> Trainer<'c> {
                 batch,
                 epoch,
                 stop,
+                progress,
             )?,
         };
         self.epoch = epoch;
         let seconds = start.elapsed().as_secs_f64();
+        let train_regression = self.regression(&train_stats, &self.train);
+        let test_regression = test_stats
+            .zip(self.test.as_ref())
+            .and_then(|(s, t)| self.regression(&s, t));
         Ok(EpochMetrics {
             epoch,
-            train_loss: train_stats.0,
-            train_accuracy: train_stats.1,
-            test_loss: test_stats.map(|s| s.0),
-            test_accuracy: test_stats.map(|s| s.1),
+            train_loss: train_stats.loss,
+            train_accuracy: train_stats.accuracy,
+            test_loss: test_stats.map(|s| s.loss),
+            test_accuracy: test_stats.map(|s| s.accuracy),
+            train_regression,
+            test_regression,
             seconds,
             samples_per_second: self.train.len() as f64 / seconds.max(1e-9),
         })
@@ -288,6 +429,22 @@ impl<'c> Trainer<'c> {
 
     /// Loss and accuracy of the current parameters on the whole training set (in order).
     pub fn evaluate_train_set(&mut self) -> Result<(f32, f32)> {
+        let (loss, accuracy, _) = self.evaluate_train_set_full()?;
+        Ok((loss, accuracy))
+    }
+
+    /// Loss, accuracy and (regression) MSE/MAE/R² of the current parameters on the whole
+    /// training set, in order.
+    pub fn evaluate_train_set_full(&mut self) -> Result<(f32, f32, Option<RegressionMetrics>)> {
+        let stats = self.train_set_stats()?;
+        Ok((
+            stats.loss,
+            stats.accuracy,
+            self.regression(&stats, &self.train),
+        ))
+    }
+
+    fn train_set_stats(&mut self) -> Result<Stats> {
         let batch = self.options.batch_size.min(self.train.len());
         match &mut self.engine {
             Engine::Gpu(g) => {
@@ -298,7 +455,7 @@ impl<'c> Trainer<'c> {
                 let FusedEngine { mlp, train, .. } = &mut **f;
                 evaluate_gpu(mlp, train)
             }
-            Engine::Cpu(mlp) => evaluate_cpu(mlp, &self.train, batch),
+            Engine::Cpu(mlp) => cpu_stats(mlp, &self.train, batch),
         }
     }
 
@@ -383,6 +540,17 @@ fn check_data(
                 d.n_features,
             ));
         }
+        let regress = config.task == crate::config::Task::Regress;
+        if regress != d.is_regression() || (regress && d.n_targets != config.output) {
+            return Err(Error::shape(
+                what,
+                match regress {
+                    true => format!("{} regression targets per sample", config.output),
+                    false => "class labels (a classification model)".to_string(),
+                },
+                format!("{} target columns", d.n_targets),
+            ));
+        }
         if d.n_classes > config.output {
             return Err(Error::shape(
                 what,
@@ -462,16 +630,18 @@ macro_rules! gpu_steps {
 gpu_steps!(GpuMlp<'_>);
 gpu_steps!(FusedMlp<'_>);
 
-/// Loss and accuracy of a GPU model on all of `data`, in order.
-fn evaluate_gpu(mlp: &mut impl GpuSteps, data: &GpuDataset) -> Result<(f32, f32)> {
-    let ctx = mlp.context();
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
+/// The metrics of a GPU model on all of `data`, in order.
+fn evaluate_gpu(mlp: &mut impl GpuSteps, data: &GpuDataset) -> Result<Stats> {
+    let mut enc = mlp
+        .context()
+        .device
+        .create_command_encoder(&Default::default());
     mlp.reset_metrics(&mut enc);
     mlp.evaluation(&mut enc, data)?;
     mlp.snapshot(&mut enc);
     mlp.context().queue.submit([enc.finish()]);
     let (_, ev) = mlp.read_snapshot()?;
-    Ok((ev.mean_loss(), ev.accuracy()))
+    Ok(Stats::of_state(&ev))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -484,15 +654,19 @@ fn gpu_epoch(
     options: &TrainOptions,
     epoch: usize,
     stop: Option<&AtomicBool>,
+    mut progress: Option<&mut (dyn FnMut(usize, usize) + '_)>,
 ) -> Result<(Stats, Option<Stats>)> {
-    let ctx = mlp.context();
-    train.set_permutation(ctx, perm)?;
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    let mut in_flight: Option<(wgpu::SubmissionIndex, usize)> = None;
+    train.set_permutation(mlp.context(), perm)?;
     let n = train.len;
     let steps: Vec<(usize, usize)> = (0..n)
         .step_by(batch)
         .map(|o| (o, batch.min(n - o)))
         .collect();
+    let mut enc = mlp
+        .context()
+        .device
+        .create_command_encoder(&Default::default());
     mlp.reset_metrics(&mut enc);
     for (i, &(offset, b)) in steps.iter().enumerate() {
         mlp.train_step(&mut enc, train, offset, b)?;
@@ -502,7 +676,18 @@ fn gpu_epoch(
                 &mut enc,
                 ctx.device.create_command_encoder(&Default::default()),
             );
-            ctx.queue.submit([full.finish()]);
+            let index = ctx.queue.submit([full.finish()]);
+            if let Some(report) = progress.as_deref_mut() {
+                if let Some((previous, done)) = in_flight.take() {
+                    // Faults surface at the epoch's readback; here only the count matters.
+                    let _ = ctx.device.poll(wgpu::PollType::Wait {
+                        submission_index: Some(previous),
+                        timeout: Some(ctx.wait_timeout),
+                    });
+                    report(done, steps.len());
+                }
+                in_flight = Some((index, i + 1));
+            }
             if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
                 return Err(interrupted(epoch, i + 1));
             }
@@ -516,6 +701,9 @@ fn gpu_epoch(
     ctx.queue.submit([enc.finish()]);
     let (tr, ev) = mlp.read_snapshot()?;
     ctx.check("training epoch")?;
+    if let Some(report) = progress {
+        report(steps.len(), steps.len());
+    }
     if tr.diverged != 0 {
         mlp.clear_divergence();
         return Err(Error::Diverged {
@@ -524,8 +712,8 @@ fn gpu_epoch(
             loss: tr.bad_loss,
         });
     }
-    let test_stats = test.map(|_| (ev.mean_loss(), ev.accuracy()));
-    Ok(((tr.mean_loss(), tr.accuracy()), test_stats))
+    let test_stats = test.map(|_| Stats::of_state(&ev));
+    Ok((Stats::of_state(&tr), test_stats))
 }
 
 /// The error of an epoch stopped by the stop flag after `steps` of its steps.
@@ -546,32 +734,91 @@ fn cpu_epoch(
     batch: usize,
     epoch: usize,
     stop: Option<&AtomicBool>,
+    mut progress: Option<&mut (dyn FnMut(usize, usize) + '_)>,
 ) -> Result<(Stats, Option<Stats>)> {
     let d = train.n_features;
-    let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+    let total = perm.len().div_ceil(batch.max(1));
+    let mut sums = Sums::default();
     for (i, chunk) in perm.chunks(batch).enumerate() {
         if i > 0 && stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
             return Err(interrupted(epoch, i));
         }
         let mut x = Vec::with_capacity(chunk.len() * d);
         let mut y = Vec::with_capacity(chunk.len());
+        let mut t = Vec::with_capacity(chunk.len() * train.n_targets);
         for &i in chunk {
             x.extend_from_slice(train.row(i as usize));
             y.push(train.labels[i as usize]);
+            if train.is_regression() {
+                t.extend_from_slice(train.target_row(i as usize));
+            }
         }
-        let r: BatchLoss<f32> = mlp.train_step(&x, &y, chunk.len()).map_err(|e| match e {
-            Error::Diverged { step, loss, .. } => Error::Diverged { epoch, step, loss },
-            other => other,
-        })?;
-        loss_sum += r.loss as f64 * chunk.len() as f64;
-        correct += r.correct;
+        let target = if train.is_regression() {
+            Target::Values(&t)
+        } else {
+            Target::Labels(&y)
+        };
+        let r: BatchLoss<f32> =
+            mlp.train_step_for(&x, target, chunk.len())
+                .map_err(|e| match e {
+                    Error::Diverged { step, loss, .. } => Error::Diverged { epoch, step, loss },
+                    other => other,
+                })?;
+        sums.add(&r, chunk.len());
+        if let Some(report) = progress.as_deref_mut() {
+            report(i + 1, total);
+        }
     }
-    let n = train.len() as f64;
-    let test_stats = test.map(|t| evaluate_cpu(mlp, t, batch)).transpose()?;
-    Ok((
-        ((loss_sum / n) as f32, (correct as f64 / n) as f32),
-        test_stats,
-    ))
+    let test_stats = test.map(|t| cpu_stats(mlp, t, batch)).transpose()?;
+    Ok((sums.stats(train.len()), test_stats))
+}
+
+/// Running sums of batch metrics (f64, like the reference's own accumulation).
+#[derive(Default)]
+struct Sums {
+    loss: f64,
+    correct: usize,
+    sq_err: f64,
+    abs_err: f64,
+}
+
+impl Sums {
+    fn add(&mut self, r: &BatchLoss<f32>, rows: usize) {
+        self.loss += r.loss as f64 * rows as f64;
+        self.correct += r.correct;
+        self.sq_err += f64::from(r.sq_err);
+        self.abs_err += f64::from(r.abs_err);
+    }
+
+    fn stats(&self, n: usize) -> Stats {
+        let n = n.max(1) as f64;
+        Stats {
+            loss: (self.loss / n) as f32,
+            accuracy: (self.correct as f64 / n) as f32,
+            sq_err: self.sq_err,
+            abs_err: self.abs_err,
+        }
+    }
+}
+
+/// The metrics of `mlp` on all of `data`, in batches.
+fn cpu_stats(mlp: &CpuMlp<f32>, data: &Dataset, batch: usize) -> Result<Stats> {
+    let mut sums = Sums::default();
+    let d = data.n_features;
+    let k = data.n_targets;
+    for start in (0..data.len()).step_by(batch.max(1)) {
+        let b = batch.min(data.len() - start);
+        let x = &data.features[start * d..(start + b) * d];
+        let target = if data.is_regression() {
+            Target::Values(&data.targets[start * k..(start + b) * k])
+        } else {
+            Target::Labels(&data.labels[start..start + b])
+        };
+        let logits = mlp.forward(x, b)?;
+        let (r, _) = mlp.batch_loss(&logits, target, b, false);
+        sums.add(&r, b);
+    }
+    Ok(sums.stats(data.len()))
 }
 
 /// Mean loss and accuracy of `mlp` on `data`, in batches.

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use wgmlp::data::csv::{LabelOptions, TargetColumns};
 use wgmlp::data::{self, Dataset};
 use wgmlp::infer::{Device, DeviceChoice};
 use wgmlp::{Error, GpuContext, Result};
@@ -54,7 +55,48 @@ impl Source<'_> {
     /// Loads (train, test) for training, with a note for each choice the user should know
     /// of (which of two copies of an IDX file is read). The classes are the training
     /// labels' (at least 2); a test label outside them is an error naming file and row.
-    pub fn load(&self, seed: u64) -> Result<Loaded> {
+    ///
+    /// With `targets`, CSV files are read as regression data (float targets
+    /// in those columns). A built-in dataset decides by itself (`wave` is regression); IDX
+    /// data is always classification.
+    ///
+    /// `labels` says where a CSV's class label is and how string labels are numbered (its
+    /// `classes`, when given, fix the names: a resumed model's).
+    pub fn load(
+        &self,
+        seed: u64,
+        targets: Option<&TargetColumns>,
+        labels: &LabelOptions,
+    ) -> Result<Loaded> {
+        if let (Some(spec), Source::Csv(train, test)) = (targets, self) {
+            let tr = data::csv::read_regression(train, spec)?;
+            let te = test
+                .map(|t| data::csv::read_regression(t, spec))
+                .transpose()?;
+            if let (Some(te), Some(path)) = (&te, test) {
+                if (te.n_features, te.n_targets) != (tr.n_features, tr.n_targets) {
+                    return Err(Error::data(
+                        path,
+                        "row 1",
+                        format!(
+                            "has {} feature and {} target columns but {} has {} and {}; both files need the same columns",
+                            te.n_features,
+                            te.n_targets,
+                            train.display(),
+                            tr.n_features,
+                            tr.n_targets
+                        ),
+                    ));
+                }
+            }
+            return Ok(Loaded::new(tr, te, Vec::new()));
+        }
+        if let (Some(_), Source::Idx(_)) = (targets, self) {
+            return Err(Error::config(
+                "--task",
+                "IDX data holds class labels; regression reads CSV files (--train FILE.csv with float targets)",
+            ));
+        }
         match self {
             Source::Builtin(name) => {
                 let (train, test) = data::synthetic::builtin(name, seed)?;
@@ -63,15 +105,42 @@ impl Source<'_> {
             Source::Idx(dir) => {
                 let files = data::idx::find_files(dir, true)?;
                 let (train, test) = data::idx_dir::read_files(&files)?;
-                Ok(Loaded::new(train, Some(test), files.notes))
+                let mut loaded = Loaded::new(train, Some(test), files.notes);
+                if data::idx::holds_u8(&files.test_images)? {
+                    loaded.input_divisor = Some(255.0);
+                }
+                Ok(loaded)
             }
             Source::Csv(train, test) => {
-                let mut tr = data::csv::read_labeled(train, None)?;
+                let mut tr = data::csv::read_classification(train, labels)?;
                 tr.n_classes = tr.n_classes.max(2);
                 let why = format!("of the training labels in {}", train.display());
-                let te = test
-                    .map(|t| data::csv::read_labeled_within(t, tr.n_classes, &why))
-                    .transpose()?;
+                let te = match test {
+                    None => None,
+                    Some(t) if tr.class_names.is_empty() && labels.column.is_none() => {
+                        Some(data::csv::read_labeled_within(t, tr.n_classes, &why)?)
+                    }
+                    Some(t) => {
+                        let opts = LabelOptions {
+                            classes: (!tr.class_names.is_empty()).then(|| tr.class_names.clone()),
+                            ..labels.clone()
+                        };
+                        let mut te = data::csv::read_classification(t, &opts)?;
+                        if let Some(i) = te.labels.iter().position(|&l| l as usize >= tr.n_classes)
+                        {
+                            return Err(Error::data(
+                                t,
+                                format!("sample {}", i + 1),
+                                format!(
+                                    "label {} is not one of the {} classes {why}",
+                                    te.labels[i], tr.n_classes
+                                ),
+                            ));
+                        }
+                        te.n_classes = tr.n_classes;
+                        Some(te)
+                    }
+                };
                 if let (Some(te), Some(path)) = (&te, test) {
                     if te.n_features != tr.n_features {
                         return Err(Error::data(
@@ -95,13 +164,46 @@ impl Source<'_> {
     /// the test split of a built-in dataset, the test files of an IDX directory (the
     /// training files need not be there), or a labelled CSV. A feature count or a label
     /// the model cannot take is an error naming the data (file, row or sample), not the model.
+    ///
+    /// With `targets`, for a regression model with `classes` outputs (the CSV's target
+    /// columns).
     pub fn load_for_model(
         &self,
         seed: u64,
         inputs: usize,
         classes: usize,
         model: &Path,
+        targets: Option<&TargetColumns>,
+        labels: &LabelOptions,
     ) -> Result<Loaded> {
+        if let Some(spec) = targets {
+            let data = match self {
+                Source::Csv(path, _) => data::csv::read_regression(path, spec)?,
+                Source::Builtin(name) => data::synthetic::builtin(name, seed)?.1,
+                Source::Idx(_) => {
+                    return Err(Error::config(
+                        "--data",
+                        format!(
+                            "{} is a regression model; evaluate it on a CSV with its {classes} target column(s) (--test FILE.csv)",
+                            model.display()
+                        ),
+                    ));
+                }
+            };
+            if (data.n_features, data.n_targets) != (inputs, classes) {
+                return Err(Error::config(
+                    "--test/--dataset",
+                    format!(
+                        "{} has {} features and {} targets but the regression model {} expects {inputs} and {classes}",
+                        self.describe(),
+                        data.n_features,
+                        data.n_targets,
+                        model.display()
+                    ),
+                ));
+            }
+            return Ok(Loaded::new(data, None, Vec::new()));
+        }
         let mismatch = |got: usize| {
             format!(
                 "has {got} features but the model {} expects {inputs}; evaluate the model on data like the data it was trained on",
@@ -132,6 +234,24 @@ impl Source<'_> {
                     return Err(Error::data(&files.test_images, "header", msg));
                 }
                 (test, files.notes)
+            }
+            Source::Csv(path, _) if labels.classes.is_some() || labels.column.is_some() => {
+                let test = data::csv::read_classification(path, labels)?;
+                if test.n_features != inputs {
+                    return Err(Error::data(path, "row 1", mismatch(test.n_features)));
+                }
+                if let Some(i) = test.labels.iter().position(|&l| l as usize >= classes) {
+                    return Err(Error::data(
+                        path,
+                        format!("sample {}", i + 1),
+                        format!(
+                            "label {} is not one of the model {}'s {classes} outputs",
+                            test.labels[i],
+                            model.display()
+                        ),
+                    ));
+                }
+                (test, Vec::new())
             }
             Source::Csv(path, _) => {
                 let why = format!("of the model {}'s outputs", model.display());
@@ -166,11 +286,18 @@ pub struct Loaded {
     pub test: Option<Dataset>,
     /// Things the user should know about what was read, one line each.
     pub notes: Vec<String>,
+    /// What the reader divided the raw inputs by (255 for u8 IDX images), if anything.
+    pub input_divisor: Option<f32>,
 }
 
 impl Loaded {
     fn new(train: Dataset, test: Option<Dataset>, notes: Vec<String>) -> Self {
-        Loaded { train, test, notes }
+        Loaded {
+            train,
+            test,
+            notes,
+            input_divisor: None,
+        }
     }
 
     /// Prints the notes on stderr.

@@ -12,14 +12,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use wgmlp::checkpoint::{self, Checkpoint, TrainingState};
+use wgmlp::checkpoint::{self, Checkpoint, EarlyStopState, TrainingState};
 use wgmlp::config::{HostUse, parse_activations, parse_hidden};
+use wgmlp::data::csv::{ClassOrder, LabelOptions, TargetColumns};
 use wgmlp::gpu::fused::{KernelChoice, KernelDecision};
 use wgmlp::infer::{self, Device, DeviceChoice};
 use wgmlp::plot::{self, Series};
+use wgmlp::schedule::{LrSchedule, ScheduleKind};
 use wgmlp::{
     Activation, Dataset, EpochMetrics, Error, GpuContext, Init, Loss, MlpConfig, Normalization,
-    OptimizerConfig, OptimizerKind, Result, TrainOptions, Trainer,
+    OptimizerConfig, OptimizerKind, RegressionMetrics, Result, Task, TrainOptions, Trainer,
 };
 
 use super::common::{Source, adapter_json, open_device, parse_count, parse_seed, write_json};
@@ -49,9 +51,53 @@ pub struct TrainArgs {
     /// Learn the slope α of every pReLU layer (one parameter per layer, as PyTorch's nn.PReLU()).
     #[arg(long)]
     pub learn_prelu: bool,
-    /// Loss: ce (softmax cross-entropy) or mse.
+    /// Loss: ce (softmax cross-entropy) or mse for classification; mse (default), l1 or
+    /// huber for regression.
     #[arg(long)]
     pub loss: Option<String>,
+    /// classify or regress. Default: what the data holds (a CSV whose first column has a
+    /// non-integer value, or a built-in wave dataset, is regression).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Regression: the first N CSV columns are targets (default 1). Implies --task regress.
+    #[arg(long, value_parser = parse_count, allow_negative_numbers = true)]
+    pub targets: Option<usize>,
+    /// Regression: the target columns by header name or 1-based index, comma-separated
+    /// (the other columns are features). Implies --task regress.
+    #[arg(long)]
+    pub target_columns: Option<String>,
+    /// Classification CSV: the label column by header name, 1-based index, or `last`
+    /// (default: the first column). Labels may be integers or class names.
+    #[arg(long, allow_hyphen_values = true)]
+    pub label_column: Option<String>,
+    /// How string class labels are numbered: first-seen (default) or sorted.
+    #[arg(long, default_value = "first-seen")]
+    pub class_order: String,
+    /// Learning-rate schedule per epoch: constant (default), step:EVERY:GAMMA (the rate
+    /// times GAMMA every EVERY epochs) or cosine (down to 0 at the last epoch).
+    #[arg(long)]
+    pub lr_schedule: Option<String>,
+    /// Epochs of linear warmup before the schedule: epoch e runs at lr · e / (WARMUP + 1).
+    #[arg(long, value_parser = parse_count, allow_negative_numbers = true)]
+    pub warmup: Option<usize>,
+    /// Hold out this fraction of the training data (stratified by class, seeded) as a
+    /// validation set, evaluated every epoch; the test set is then evaluated at the end.
+    #[arg(long, allow_negative_numbers = true)]
+    pub val_split: Option<f64>,
+    /// A validation CSV (same columns as --train), evaluated every epoch.
+    #[arg(long)]
+    pub val: Option<PathBuf>,
+    /// Stop when the monitored validation metric has not improved for this many epochs;
+    /// the best epoch's parameters are kept and saved.
+    #[arg(long, value_parser = parse_count, allow_negative_numbers = true)]
+    pub early_stopping: Option<usize>,
+    /// What early stopping watches: val_loss (default) or val_accuracy.
+    #[arg(long, default_value = "val_loss")]
+    pub monitor: String,
+    /// Regression target normalisation: none or standard (per-target mean/std of the
+    /// training set, stored in the checkpoint and undone by predict).
+    #[arg(long, default_value = "none")]
+    pub normalize_targets: String,
     /// Optimizer: sgd, momentum, adam, adamw. Default: sgd for file data, adam for built-ins.
     #[arg(long)]
     pub optimizer: Option<String>,
@@ -61,6 +107,15 @@ pub struct TrainArgs {
     /// Weight decay (L2 for sgd/momentum/adam, decoupled for adamw).
     #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f32>,
+    /// Inverted dropout after every hidden layer while training, with this probability
+    /// (0 ≤ P < 1; masks from a counter-based hash, the same on the GPU and the CPU). Off in
+    /// evaluation and prediction.
+    #[arg(long, allow_negative_numbers = true)]
+    pub dropout: Option<f32>,
+    /// Clip the gradients to this global L2 norm before each update (on the GPU; PyTorch's
+    /// clip_grad_norm_). Default: off.
+    #[arg(long, allow_negative_numbers = true)]
+    pub clip_grad_norm: Option<f32>,
     /// Samples per step. Default: 256 for file data, 64 for built-ins.
     #[arg(long, value_parser = parse_count, allow_negative_numbers = true)]
     pub batch_size: Option<usize>,
@@ -113,7 +168,19 @@ struct Settings {
     optimizer: OptimizerConfig,
     hidden: Vec<usize>,
     activations: Vec<Activation>,
-    loss: Loss,
+    /// None: the task's default (ce, or mse for regression).
+    loss: Option<Loss>,
+    /// None: decided by the data.
+    task: Option<Task>,
+    /// Regression target columns asked for on the command line.
+    targets: Option<TargetColumns>,
+    standardize_targets: bool,
+    /// Where the CSV label is and how string labels are numbered.
+    labels: LabelOptions,
+    /// `val_accuracy` (true) or `val_loss` is what early stopping watches.
+    monitor_accuracy: bool,
+    /// The learning-rate schedule over the run's epochs.
+    lr_schedule: LrSchedule,
     init: Init,
     standardize: bool,
     batch_size: usize,
@@ -127,6 +194,18 @@ struct Plan {
     batch_size: usize,
     epochs: usize,
     normalization: Option<Normalization>,
+    /// Regression target standardisation (the model predicts standardised targets).
+    target_normalization: Option<Normalization>,
+    /// The class names of string labels (index = class), or empty.
+    class_names: Vec<String>,
+    /// What the data reader divided raw inputs by (255 for u8 IDX images).
+    input_divisor: Option<f32>,
+    /// `val` when a validation set is evaluated every epoch, else `test`.
+    held_out: &'static str,
+    /// Early stopping's progress, when it is on.
+    early: Option<EarlyStopState>,
+    /// The learning rate of each epoch.
+    lr_schedule: LrSchedule,
     /// Where the hidden widths come from, for memory errors: `--hidden` or the checkpoint.
     origin: String,
 }
@@ -154,6 +233,15 @@ fn settings(args: &TrainArgs, file_data: bool) -> Result<Settings> {
     let mut optimizer = OptimizerConfig::new(optimizer_kind, lr);
     if let Some(wd) = args.weight_decay {
         optimizer.weight_decay = wd;
+    }
+    if let Some(c) = args.clip_grad_norm {
+        if !(c.is_finite() && c > 0.0) {
+            return Err(Error::config(
+                "--clip-grad-norm",
+                format!("{c} must be a positive number (the largest gradient norm, e.g. 1.0)"),
+            ));
+        }
+        optimizer.clip_norm = c;
     }
     optimizer.validate()?;
     let hidden = match &args.hidden {
@@ -187,10 +275,129 @@ fn settings(args: &TrainArgs, file_data: bool) -> Result<Settings> {
             ),
         ));
     }
-    let loss = match &args.loss {
-        Some(l) => l.parse()?,
-        None => Loss::CrossEntropy,
+    let loss: Option<Loss> = args.loss.as_deref().map(str::parse).transpose()?;
+    let mut task: Option<Task> = match args.task.as_deref().map(str::trim) {
+        None | Some("auto") => None,
+        Some(t) => Some(t.parse()?),
     };
+    let targets = match (args.targets, &args.target_columns) {
+        (Some(_), Some(_)) => {
+            return Err(Error::config(
+                "--targets",
+                "give either --targets N (the first N columns) or --target-columns NAMES, not both",
+            ));
+        }
+        (Some(0), None) => {
+            return Err(Error::config(
+                "--targets",
+                "must be at least 1 (got 0): a regression CSV needs a target column",
+            ));
+        }
+        (Some(n), None) => Some(TargetColumns::First(n)),
+        (None, Some(names)) => {
+            let names: Vec<String> = names.split(',').map(|n| n.trim().to_string()).collect();
+            if names.iter().any(String::is_empty) {
+                return Err(Error::config(
+                    "--target-columns",
+                    "an empty column name; write names or 1-based indices like y1,y2 or 1,3",
+                ));
+            }
+            Some(TargetColumns::Named(names))
+        }
+        (None, None) => None,
+    };
+    if targets.is_some() {
+        if task == Some(Task::Classify) {
+            return Err(Error::config(
+                "--task",
+                "--targets/--target-columns name regression targets; drop them or use --task regress",
+            ));
+        }
+        task = Some(Task::Regress);
+    }
+    // With the task given, a loss that does not fit it is refused now; otherwise once the
+    // data has decided the task.
+    if let (Some(l), Some(t)) = (loss, task) {
+        MlpConfig::new(1, &[], 1)
+            .with_task(t)
+            .with_loss(l)
+            .validate()?;
+    }
+    let standardize_targets = match args.normalize_targets.trim().to_ascii_lowercase().as_str() {
+        "none" => false,
+        "standard" => true,
+        other => {
+            return Err(Error::config(
+                "--normalize-targets",
+                format!("unknown normalisation {other:?}; choose none or standard"),
+            ));
+        }
+    };
+    let labels = LabelOptions {
+        column: args.label_column.clone(),
+        order: args.class_order.parse::<ClassOrder>()?,
+        classes: None,
+    };
+    if labels.column.is_some() && task == Some(Task::Regress) {
+        return Err(Error::config(
+            "--label-column",
+            "names a class label; a regression CSV names its targets with --targets or --target-columns",
+        ));
+    }
+    if standardize_targets && task == Some(Task::Classify) {
+        return Err(Error::config(
+            "--normalize-targets",
+            "standardises regression targets; a classification model has class labels",
+        ));
+    }
+    if args.val_split.is_some() && args.val.is_some() {
+        return Err(Error::config(
+            "--val-split",
+            "give either --val-split F (part of the training data) or --val FILE, not both",
+        ));
+    }
+    if let Some(f) = args.val_split {
+        if !(f > 0.0 && f < 1.0) {
+            return Err(Error::config(
+                "--val-split",
+                format!("{f} is not a fraction between 0 and 1 (e.g. 0.1)"),
+            ));
+        }
+    }
+    if args.val.is_some() && args.train.is_none() {
+        return Err(Error::config(
+            "--val",
+            "a validation CSV goes with --train FILE.csv; for built-in or IDX data use --val-split F",
+        ));
+    }
+    if args.early_stopping == Some(0) {
+        return Err(Error::config(
+            "--early-stopping",
+            "must be at least 1 (epochs without improvement before stopping)",
+        ));
+    }
+    if args.early_stopping.is_some() && args.val_split.is_none() && args.val.is_none() {
+        return Err(Error::config(
+            "--early-stopping",
+            "watches a validation set; add --val-split 0.1 (or --val FILE.csv)",
+        ));
+    }
+    let monitor_accuracy = match args.monitor.trim() {
+        "val_loss" => false,
+        "val_accuracy" => true,
+        other => {
+            return Err(Error::config(
+                "--monitor",
+                format!("unknown metric {other:?}; choose val_loss or val_accuracy"),
+            ));
+        }
+    };
+    if monitor_accuracy && task == Some(Task::Regress) {
+        return Err(Error::config(
+            "--monitor",
+            "val_accuracy needs a classifier; a regression model is watched by val_loss",
+        ));
+    }
     let init = args.init.parse::<Init>()?;
     let batch_size = args.batch_size.unwrap_or(if file_data { 256 } else { 64 });
     if batch_size == 0 {
@@ -222,11 +429,26 @@ fn settings(args: &TrainArgs, file_data: bool) -> Result<Settings> {
             "needs --save FILE.safetensors (or --resume FILE) to know where to write",
         ));
     }
+    let lr_schedule = LrSchedule {
+        kind: match &args.lr_schedule {
+            Some(k) => k.parse::<ScheduleKind>()?,
+            None => ScheduleKind::Constant,
+        },
+        warmup: args.warmup.unwrap_or(0),
+        epochs,
+    };
+    lr_schedule.validate()?;
     Ok(Settings {
         optimizer,
         hidden,
         activations,
         loss,
+        task,
+        targets,
+        standardize_targets,
+        labels,
+        monitor_accuracy,
+        lr_schedule,
         init,
         standardize,
         batch_size,
@@ -263,11 +485,41 @@ fn check_outputs(args: &TrainArgs, save: Option<&Path>) -> Result<()> {
 
 /// An epoch's metrics as JSON (the `epochs` entries of `--metrics-json` and of the
 /// checkpoint's `metrics` metadata).
-fn epoch_json(m: &EpochMetrics) -> serde_json::Value {
-    serde_json::json!({
+/// `held` names the per-epoch evaluation set: `test`, or `val` when there is a validation set.
+fn epoch_json(m: &EpochMetrics, held: &str) -> serde_json::Value {
+    let mut v = serde_json::json!({
         "epoch": m.epoch, "train_loss": m.train_loss, "train_accuracy": m.train_accuracy,
-        "test_loss": m.test_loss, "test_accuracy": m.test_accuracy,
+        format!("{held}_loss"): m.test_loss, format!("{held}_accuracy"): m.test_accuracy,
         "seconds": m.seconds, "samples_per_second": m.samples_per_second,
+    });
+    if let Some(map) = v.as_object_mut() {
+        for (prefix, r) in [("train", &m.train_regression), (held, &m.test_regression)] {
+            if let Some(r) = r {
+                map.extend(regression_json(prefix, r));
+            }
+        }
+    }
+    v
+}
+
+/// `{prefix}_mse`, `{prefix}_mae`, `{prefix}_r2`.
+fn regression_json(
+    prefix: &str,
+    r: &RegressionMetrics,
+) -> serde_json::Map<String, serde_json::Value> {
+    [("mse", r.mse), ("mae", r.mae), ("r2", r.r2)]
+        .into_iter()
+        .map(|(k, v)| (format!("{prefix}_{k}"), serde_json::json!(v)))
+        .collect()
+}
+
+/// The inverse of [`regression_json`].
+fn regression_from_json(v: &serde_json::Value, prefix: &str) -> Option<RegressionMetrics> {
+    let f = |k: &str| v.get(format!("{prefix}_{k}")).and_then(|x| x.as_f64());
+    Some(RegressionMetrics {
+        mse: f("mse")? as f32,
+        mae: f("mae")? as f32,
+        r2: f("r2").unwrap_or(f64::NAN) as f32,
     })
 }
 
@@ -278,8 +530,10 @@ fn epoch_from_json(v: &serde_json::Value) -> Option<EpochMetrics> {
         epoch: usize::try_from(v.get("epoch")?.as_u64()?).ok()?,
         train_loss: f("train_loss")? as f32,
         train_accuracy: f("train_accuracy")? as f32,
-        test_loss: f("test_loss").map(|x| x as f32),
-        test_accuracy: f("test_accuracy").map(|x| x as f32),
+        test_loss: f("test_loss").or(f("val_loss")).map(|x| x as f32),
+        test_accuracy: f("test_accuracy").or(f("val_accuracy")).map(|x| x as f32),
+        train_regression: regression_from_json(v, "train"),
+        test_regression: regression_from_json(v, "test").or(regression_from_json(v, "val")),
         seconds: f("seconds").unwrap_or(0.0),
         samples_per_second: f("samples_per_second").unwrap_or(0.0),
     })
@@ -343,11 +597,25 @@ fn load_resume(path: &Path, epochs: usize, epochs_given: bool) -> Result<Resume>
 }
 
 fn plan(args: &TrainArgs, s: &Settings, train: &Dataset) -> Result<Plan> {
-    let mut config =
-        MlpConfig::new(train.n_features, &s.hidden, train.n_classes).with_seed(args.seed);
+    let (task, outputs) = match train.is_regression() {
+        true => (Task::Regress, train.n_targets),
+        false => (Task::Classify, train.n_classes),
+    };
+    if s.standardize_targets && task == Task::Classify {
+        return Err(Error::config(
+            "--normalize-targets",
+            "standardises regression targets, but the data has class labels; drop it or add --task regress",
+        ));
+    }
+    let mut config = MlpConfig::new(train.n_features, &s.hidden, outputs)
+        .with_seed(args.seed)
+        .with_task(task);
     config.activations = s.activations.clone();
     config.learn_prelu = args.learn_prelu;
-    config.loss = s.loss;
+    config.dropout = args.dropout.unwrap_or(0.0);
+    if let Some(loss) = s.loss {
+        config.loss = loss;
+    }
     config.init = s.init;
     config.validate()?;
     Ok(Plan {
@@ -356,8 +624,58 @@ fn plan(args: &TrainArgs, s: &Settings, train: &Dataset) -> Result<Plan> {
         batch_size: s.batch_size,
         epochs: s.epochs,
         normalization: s.standardize.then(|| Normalization::fit(train)),
+        target_normalization: s
+            .standardize_targets
+            .then(|| Normalization::fit_targets(train)),
+        class_names: train.class_names.clone(),
+        input_divisor: None,
+        held_out: "test",
+        early: None,
+        lr_schedule: s.lr_schedule,
         origin: "--hidden".to_string(),
     })
+}
+
+/// Reads a validation CSV like the training CSV: the same columns, the training set's
+/// class names, labels among its classes.
+fn read_val(
+    path: &Path,
+    seed: u64,
+    train: &Dataset,
+    targets: Option<&TargetColumns>,
+    labels: &LabelOptions,
+) -> Result<Dataset> {
+    let opts = LabelOptions {
+        classes: (!train.class_names.is_empty()).then(|| train.class_names.clone()),
+        ..labels.clone()
+    };
+    let mut val = Source::Csv(path, None).load(seed, targets, &opts)?.train;
+    if (val.n_features, val.n_targets) != (train.n_features, train.n_targets) {
+        return Err(Error::data(
+            path,
+            "row 1",
+            format!(
+                "has {} feature and {} target columns but the training data has {} and {}; --val needs the same columns",
+                val.n_features, val.n_targets, train.n_features, train.n_targets
+            ),
+        ));
+    }
+    if let Some(i) = val
+        .labels
+        .iter()
+        .position(|&l| l as usize >= train.n_classes)
+    {
+        return Err(Error::data(
+            path,
+            format!("sample {}", i + 1),
+            format!(
+                "label {} is not one of the {} classes of the training data",
+                val.labels[i], train.n_classes
+            ),
+        ));
+    }
+    val.n_classes = train.n_classes;
+    Ok(val)
 }
 
 /// Replaces the plan's model with the checkpoint's, checking that flags given explicitly agree.
@@ -376,6 +694,26 @@ fn apply_resume(args: &TrainArgs, r: &Resume, plan: &mut Plan) -> Result<()> {
             ),
         ));
     }
+    if plan.config.task != r.ckpt.config.task {
+        return Err(Error::data(
+            path,
+            "metadata task",
+            format!(
+                "the checkpoint is a {} model but the data is for {}; resume on the data it was trained on",
+                r.ckpt.config.task, plan.config.task
+            ),
+        ));
+    }
+    if plan.config.task == Task::Regress && plan.config.output != r.ckpt.config.output {
+        return Err(Error::data(
+            path,
+            "metadata widths",
+            format!(
+                "the checkpoint's model predicts {} targets but the data has {}",
+                r.ckpt.config.output, plan.config.output
+            ),
+        ));
+    }
     if plan.config.output > r.ckpt.config.output {
         return Err(Error::data(
             path,
@@ -387,10 +725,37 @@ fn apply_resume(args: &TrainArgs, r: &Resume, plan: &mut Plan) -> Result<()> {
         ));
     }
     plan.config = r.ckpt.config.clone();
+    if let Some(p) = args.dropout {
+        plan.config.dropout = p;
+        plan.config.validate()?;
+    }
     if args.optimizer.is_none() && args.lr.is_none() && args.weight_decay.is_none() {
         plan.optimizer = r.training.optimizer;
+        if let Some(c) = args.clip_grad_norm {
+            plan.optimizer.clip_norm = c;
+        }
     }
     plan.normalization = r.ckpt.normalization.clone();
+    plan.target_normalization = r.ckpt.target_normalization.clone();
+    plan.class_names = r.ckpt.class_names.clone();
+    plan.input_divisor = r.ckpt.input_divisor.or(plan.input_divisor);
+    if let (Some(sched), None, None) = (r.ckpt.lr_schedule, &args.lr_schedule, args.warmup) {
+        plan.lr_schedule = sched;
+    }
+    if let Some(es) = &r.ckpt.early_stopping {
+        if es.wait >= es.patience {
+            return Err(Error::data(
+                path,
+                "metadata early_stopping",
+                format!(
+                    "this run stopped early ({} epochs without improvement after its best epoch {}); \
+                     there is nothing to resume: train a new model, with a larger --early-stopping",
+                    es.wait, es.best_epoch
+                ),
+            ));
+        }
+        plan.early = Some(es.clone());
+    }
     plan.origin = format!("the widths of {}", path.display());
     Ok(())
 }
@@ -421,7 +786,7 @@ fn check_memory(
     // The trainer keeps its own copy of both datasets.
     let values: usize = std::iter::once(train)
         .chain(test)
-        .map(|d| d.features.len() + d.labels.len())
+        .map(|d| d.features.len() + d.labels.len() + d.targets.len())
         .sum();
     if let Some(available) = wgmlp::config::available_host_memory() {
         plan.config
@@ -430,9 +795,22 @@ fn check_memory(
     Ok(())
 }
 
-fn epoch_line(m: &EpochMetrics, epochs: usize) -> String {
+fn epoch_line(m: &EpochMetrics, epochs: usize, held: &str) -> String {
+    if let Some(tr) = &m.train_regression {
+        let test = match (m.test_loss, &m.test_regression) {
+            (Some(l), Some(t)) => format!(
+                "  {held} loss {l:.4}  {held} mse {:.4}  {held} mae {:.4}  {held} r2 {:.4}",
+                t.mse, t.mae, t.r2
+            ),
+            _ => String::new(),
+        };
+        return format!(
+            "epoch {:>3}/{epochs}  train loss {:.4}  train r2 {:.4}{test}  {:.0} samples/s",
+            m.epoch, m.train_loss, tr.r2, m.samples_per_second
+        );
+    }
     let test = match (m.test_loss, m.test_accuracy) {
-        (Some(l), Some(a)) => format!("  test loss {l:.4}  test acc {a:.4}"),
+        (Some(l), Some(a)) => format!("  {held} loss {l:.4}  {held} acc {a:.4}"),
         _ => String::new(),
     };
     format!(
@@ -491,9 +869,55 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         .map(|p| load_resume(p, settings.epochs, args.epochs.is_some()))
         .transpose()?;
     // 2. The data, and what depends on it.
-    let loaded = source.load(args.seed)?;
+    let targets = match (&settings.task, &source) {
+        (Some(Task::Regress), _) => {
+            Some(settings.targets.clone().unwrap_or(TargetColumns::First(1)))
+        }
+        (None, Source::Csv(train, _)) if settings.labels.column.is_none() => {
+            let (task, hint) = wgmlp::data::csv::detect_task(train)?;
+            if let Some(h) = hint {
+                eprintln!("note: {h}");
+            }
+            (task == Task::Regress).then(|| {
+                eprintln!(
+                    "note: {} has non-integer targets in its first column: training a regression model (--task regress); \
+                     pass --task classify to refuse",
+                    train.display()
+                );
+                TargetColumns::First(1)
+            })
+        }
+        _ => None,
+    };
+    let mut labels = settings.labels.clone();
+    if let Some(r) = resume.as_ref().filter(|r| !r.ckpt.class_names.is_empty()) {
+        labels.classes = Some(r.ckpt.class_names.clone());
+    }
+    if labels.column.is_some() && targets.is_some() {
+        return Err(Error::config(
+            "--label-column",
+            "names a class label, but the data is read as regression targets; add --task classify",
+        ));
+    }
+    let loaded = source.load(args.seed, targets.as_ref(), &labels)?;
     loaded.print_notes();
+    let loaded_divisor = loaded.input_divisor;
     let (mut train, mut test) = (loaded.train, loaded.test);
+    if settings.task == Some(Task::Classify) && train.is_regression() {
+        return Err(Error::config(
+            "--task",
+            format!(
+                "{} holds regression targets; drop --task classify (or use --task regress)",
+                source.describe()
+            ),
+        ));
+    }
+    if args.plot_boundary.is_some() && train.is_regression() {
+        return Err(Error::config(
+            "--plot-boundary",
+            "draws the class regions of a classifier; a regression model has none (--plot draws its curves)",
+        ));
+    }
     if args.plot_boundary.is_some() && train.n_features != 2 {
         return Err(Error::config(
             "--plot-boundary",
@@ -504,7 +928,23 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             ),
         ));
     }
+    let mut val: Option<Dataset> = match (args.val_split, &args.val) {
+        (Some(f), _) => {
+            let (tr, va) = train.validation_split(f, args.seed)?;
+            train = tr;
+            Some(va)
+        }
+        (None, Some(path)) => Some(read_val(
+            path,
+            args.seed,
+            &train,
+            targets.as_ref(),
+            &labels,
+        )?),
+        _ => None,
+    };
     let mut plan = plan(args, &settings, &train)?;
+    plan.input_divisor = loaded_divisor;
     if let Some(r) = &resume {
         apply_resume(args, r, &mut plan)?;
         // A resumed run keeps its GPU path, so it ends where an uninterrupted run would.
@@ -512,15 +952,45 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             kernel = k;
         }
     }
+    if settings.monitor_accuracy && plan.config.task == Task::Regress {
+        return Err(Error::config(
+            "--monitor",
+            "val_accuracy needs a classifier; a regression model is watched by val_loss",
+        ));
+    }
+    if val.is_some() {
+        plan.held_out = "val";
+    }
+    if let Some(patience) = args.early_stopping {
+        let es = plan.early.get_or_insert_with(|| EarlyStopState {
+            monitor: args.monitor.trim().to_string(),
+            patience,
+            best_epoch: 0,
+            best_value: f32::NAN,
+            wait: 0,
+            best_params: Vec::new(),
+        });
+        es.patience = patience;
+    } else {
+        plan.early = None;
+    }
     if let Some(norm) = &plan.normalization {
         norm.apply_to(&mut train)?;
-        if let Some(t) = &mut test {
+        for t in test.iter_mut().chain(val.iter_mut()) {
             norm.apply_to(t)?;
         }
     }
+    if let Some(norm) = &plan.target_normalization {
+        norm.apply_to_targets(&mut train)?;
+        for t in test.iter_mut().chain(val.iter_mut()) {
+            norm.apply_to_targets(t)?;
+        }
+    }
+    // Every epoch evaluates the validation set when there is one, else the test set.
+    let held_out = val.as_ref().or(test.as_ref());
     // 3. The device, and the memory the model needs, before anything is allocated.
     let ctx: Option<GpuContext> = open_device(choice)?;
-    check_memory(ctx.as_ref(), &plan, &train, test.as_ref())?;
+    check_memory(ctx.as_ref(), &plan, &train, held_out)?;
     let device = match &ctx {
         Some(c) => Device::Gpu(c),
         None => Device::Cpu,
@@ -535,14 +1005,17 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             &plan.config,
             plan.optimizer,
             &train,
-            test.as_ref(),
+            held_out,
             options,
             kernel,
         )?,
-        Device::Cpu => Trainer::cpu(&plan.config, plan.optimizer, &train, test.as_ref(), options)?,
+        Device::Cpu => Trainer::cpu(&plan.config, plan.optimizer, &train, held_out, options)?,
     };
     if let Some(r) = &resume {
         trainer.restore(&r.ckpt.params, &r.training.state, r.training.epoch)?;
+    }
+    if let Some(norm) = &plan.target_normalization {
+        trainer.set_target_scale(&norm.std)?;
     }
     // 4. Training; from here on nothing is lost.
     let stop = install_stop_handler(save_path.as_deref());
@@ -570,14 +1043,33 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     let start = Instant::now();
     let mut history: Vec<EpochMetrics> = resume.map(|r| r.history).unwrap_or_default();
+    // On a terminal: a bar in samples that moves every submit (GPU) or step (CPU), with
+    // samples/s and the time left; the epoch's numbers in its message.
+    let n_train = train.len() as u64;
     let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(plan.epochs as u64);
+        let bar = indicatif::ProgressBar::new(plan.epochs as u64 * n_train);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} epochs {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} epoch {prefix} {percent:>3}%  {rate} samples/s  ETA {eta}  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .with_key(
+                "rate",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0}", state.per_sec());
+                },
+            ),
         );
-        bar.set_position(trainer.epoch as u64);
-        bar
+        bar.set_position(trainer.epoch as u64 * n_train);
+        bar.set_prefix(format!("{}/{}", trainer.epoch + 1, plan.epochs));
+        let epoch_base = Arc::new(std::sync::atomic::AtomicU64::new(trainer.epoch as u64));
+        let (b, base) = (bar.clone(), Arc::clone(&epoch_base));
+        trainer.set_progress(Box::new(move |done, total| {
+            let e = base.load(Ordering::Relaxed);
+            let within = n_train * done as u64 / total.max(1) as u64;
+            b.set_position(e * n_train + within);
+        }));
+        (bar, epoch_base)
     });
     let outcome: Result<()> = loop {
         if trainer.epoch >= plan.epochs {
@@ -590,35 +1082,88 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 completed: trainer.epoch,
             });
         }
+        let lr = plan.lr_schedule.lr(plan.optimizer.lr, trainer.epoch + 1);
+        if let Err(e) = trainer.set_lr(lr) {
+            break Err(e);
+        }
         let m = match trainer.run_epoch() {
             Ok(m) => m,
             Err(e) => break Err(e),
         };
         match &bar {
             Some(bar) => {
-                bar.set_position(m.epoch as u64);
-                bar.set_message(format!(
-                    "loss {:.4} train acc {:.4}{}",
-                    m.train_loss,
-                    m.train_accuracy,
-                    m.test_accuracy
-                        .map(|a| format!(" test acc {a:.4}"))
-                        .unwrap_or_default()
+                let (bar, base) = bar;
+                base.store(m.epoch as u64, Ordering::Relaxed);
+                bar.set_position(m.epoch as u64 * n_train);
+                bar.set_prefix(format!(
+                    "{}/{}",
+                    (m.epoch + 1).min(plan.epochs),
+                    plan.epochs
                 ));
+                bar.set_message(match &m.train_regression {
+                    Some(r) => format!(
+                        "loss {:.4} train r2 {:.4}{}",
+                        m.train_loss,
+                        r.r2,
+                        m.test_regression
+                            .map(|t| format!(" test r2 {:.4}", t.r2))
+                            .unwrap_or_default()
+                    ),
+                    None => format!(
+                        "loss {:.4} train acc {:.4}{}",
+                        m.train_loss,
+                        m.train_accuracy,
+                        m.test_accuracy
+                            .map(|a| format!(" test acc {a:.4}"))
+                            .unwrap_or_default()
+                    ),
+                });
                 if m.epoch % (plan.epochs / 10).max(1) == 0 || m.epoch == plan.epochs {
-                    bar.println(epoch_line(&m, plan.epochs));
+                    bar.println(epoch_line(&m, plan.epochs, plan.held_out));
                 }
             }
-            None => eprintln!("{}", epoch_line(&m, plan.epochs)),
+            None => eprintln!("{}", epoch_line(&m, plan.epochs, plan.held_out)),
         }
+        let stop_now = match plan.early.as_mut() {
+            Some(es) => {
+                let value = if settings.monitor_accuracy {
+                    m.test_accuracy
+                } else {
+                    m.test_loss
+                };
+                let value = value.unwrap_or(f32::NAN);
+                let better = es.best_epoch == 0
+                    || if settings.monitor_accuracy {
+                        value > es.best_value
+                    } else {
+                        value < es.best_value
+                    };
+                if better {
+                    es.best_epoch = m.epoch;
+                    es.best_value = value;
+                    es.wait = 0;
+                    es.best_params = match trainer.params() {
+                        Ok(p) => p,
+                        Err(e) => break Err(e),
+                    };
+                } else {
+                    es.wait += 1;
+                }
+                es.wait >= es.patience
+            }
+            None => false,
+        };
         history.push(m);
         if let (Some(every), Some(path)) = (args.checkpoint_every, &save_path) {
-            if trainer.epoch % every == 0 || trainer.epoch == plan.epochs {
+            if !stop_now && (trainer.epoch % every == 0 || trainer.epoch == plan.epochs) {
                 save(path, &plan, &trainer, true, &history, None)?;
             }
         }
+        if stop_now {
+            break Ok(());
+        }
     };
-    if let Some(bar) = bar {
+    if let Some((bar, _)) = bar {
         bar.finish_and_clear();
     }
     let seconds = start.elapsed().as_secs_f64();
@@ -630,6 +1175,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         history: &history,
         seconds,
         kernel: kernel_json(kernel, trainer.kernel()),
+        final_test: if plan.held_out == "val" {
+            test.as_ref()
+        } else {
+            None
+        },
     };
     match outcome {
         Ok(()) => finish(&report, &mut trainer, save_path.as_deref(), &train),
@@ -645,6 +1195,9 @@ struct Report<'a> {
     device: Device<'a>,
     history: &'a [EpochMetrics],
     seconds: f64,
+    /// The test set, evaluated once at the end (when a validation set took its place
+    /// during training).
+    final_test: Option<&'a Dataset>,
     /// `{"requested", "used", "detail", "note"}`: the GPU path (`used` is "cpu" on the CPU).
     kernel: serde_json::Value,
 }
@@ -666,11 +1219,73 @@ fn finish(
     save_path: Option<&Path>,
     train: &Dataset,
 ) -> Result<()> {
-    let last = r.history.last().cloned();
-    let (final_train_loss, final_train_acc) = trainer.evaluate_train_set()?;
-    let summary = match last.as_ref().and_then(|m| m.test_accuracy.zip(m.test_loss)) {
-        Some((acc, loss)) => format!("test accuracy {acc:.4}, test loss {loss:.4}"),
-        None => format!("train accuracy {final_train_acc:.4}"),
+    // Early stopping keeps the best epoch's parameters: they are what is evaluated and saved.
+    // A run that reached --epochs and is saved for --resume keeps its last parameters (the
+    // best are in the checkpoint's early-stopping state), so resuming it stays bit-exact.
+    let with_state = r.args.checkpoint_every.is_some() || r.args.resume.is_some();
+    let best = r.plan.early.as_ref().filter(|es| es.best_epoch > 0);
+    if let Some(es) = best {
+        let stopped_early = es.wait >= es.patience;
+        if es.best_epoch < trainer.epoch && (stopped_early || !with_state) {
+            let state = trainer.optimizer_state()?;
+            let epoch = trainer.epoch;
+            trainer.restore(&es.best_params, &state, epoch)?;
+        }
+    }
+    let best_metrics = best.and_then(|es| r.history.iter().find(|m| m.epoch == es.best_epoch));
+    let held_out = if r.plan.held_out == "val" {
+        best_metrics.or(r.history.last()).cloned()
+    } else {
+        None
+    };
+    let mut last = r.history.last().cloned();
+    if r.plan.held_out == "val" {
+        // The per-epoch metrics were the validation set's; the test set is evaluated now.
+        last = match r.final_test {
+            Some(t) => Some(final_test_metrics(r, trainer, t)?),
+            None => None,
+        };
+    }
+    let (final_train_loss, final_train_acc, final_train_reg) = trainer.evaluate_train_set_full()?;
+    let test_reg = last.as_ref().and_then(|m| m.test_regression);
+    let summary = match (
+        last.as_ref().and_then(|m| m.test_accuracy.zip(m.test_loss)),
+        test_reg,
+        final_train_reg,
+    ) {
+        (_, Some(t), _) => format!(
+            "test R² {:.4}, test MSE {:.4}, test MAE {:.4}",
+            t.r2, t.mse, t.mae
+        ),
+        (_, None, Some(t)) => format!(
+            "train R² {:.4}, train MSE {:.4}, train MAE {:.4}",
+            t.r2, t.mse, t.mae
+        ),
+        (Some((acc, loss)), None, None) => {
+            format!("test accuracy {acc:.4}, test loss {loss:.4}")
+        }
+        (None, None, None) => format!("train accuracy {final_train_acc:.4}"),
+    };
+    let summary = match (&held_out, best) {
+        (Some(v), Some(es)) => format!(
+            "{summary}; best epoch {} (val loss {:.4}{}){}",
+            es.best_epoch,
+            v.test_loss.unwrap_or(f32::NAN),
+            v.test_accuracy
+                .filter(|_| v.test_regression.is_none())
+                .map(|a| format!(", val acc {a:.4}"))
+                .unwrap_or_default(),
+            if es.wait >= es.patience {
+                format!(
+                    ", stopped early after {} epochs without improvement",
+                    es.wait
+                )
+            } else {
+                String::new()
+            }
+        ),
+        (Some(v), None) => format!("{summary}; val loss {:.4}", v.test_loss.unwrap_or(f32::NAN)),
+        _ => summary,
     };
     println!(
         "trained {} for {} epochs in {:.1} s on {}: {summary}",
@@ -680,7 +1295,6 @@ fn finish(
         r.device.describe()
     );
     if let Some(path) = save_path {
-        let with_state = r.args.checkpoint_every.is_some() || r.args.resume.is_some();
         save(path, r.plan, trainer, with_state, r.history, None)?;
         let what = match (r.args.save.is_none(), with_state) {
             (true, _) => format!(
@@ -696,7 +1310,7 @@ fn finish(
         println!("saved {}{what}", path.display());
     }
     let last = last.as_ref();
-    let final_json = serde_json::json!({
+    let mut final_json = serde_json::json!({
         "epochs": trainer.epoch,
         "test_accuracy": last.and_then(|m| m.test_accuracy),
         "test_loss": last.and_then(|m| m.test_loss),
@@ -704,12 +1318,68 @@ fn finish(
         "train_loss": final_train_loss,
         "seconds": r.seconds,
     });
+    if let Some(map) = final_json.as_object_mut() {
+        if let Some(t) = &final_train_reg {
+            map.extend(regression_json("train", t));
+        }
+        if let Some(t) = &test_reg {
+            map.extend(regression_json("test", t));
+        }
+        if let Some(v) = &held_out {
+            map.insert("val_loss".into(), serde_json::json!(v.test_loss));
+            map.insert("val_accuracy".into(), serde_json::json!(v.test_accuracy));
+            if let Some(t) = &v.test_regression {
+                map.extend(regression_json("val", t));
+            }
+        }
+        if let Some(es) = best {
+            map.insert("best_epoch".into(), serde_json::json!(es.best_epoch));
+            map.insert(
+                "stopped_early".into(),
+                serde_json::json!(es.wait >= es.patience),
+            );
+        }
+    }
     write_outputs(r, final_json)?;
     if let Some(path) = &r.args.plot_boundary {
         draw_boundary(path, r.device, &r.plan.config, &trainer.params()?, train)?;
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The test set's metrics with the trainer's current parameters, as an epoch's held-out
+/// metrics (only the loss, accuracy and regression fields are filled in).
+fn final_test_metrics(r: &Report, trainer: &Trainer, test: &Dataset) -> Result<EpochMetrics> {
+    let params = trainer.params()?;
+    let c = &r.plan.config;
+    let mut m = EpochMetrics {
+        epoch: trainer.epoch,
+        train_loss: f32::NAN,
+        train_accuracy: f32::NAN,
+        test_loss: None,
+        test_accuracy: None,
+        train_regression: None,
+        test_regression: None,
+        seconds: 0.0,
+        samples_per_second: 0.0,
+    };
+    if test.is_regression() {
+        let mut t = test.clone();
+        if let Some(norm) = &r.plan.target_normalization {
+            norm.invert(&mut t.targets);
+        }
+        let tn = r.plan.target_normalization.as_ref();
+        let ev = infer::evaluate_regression(r.device, c, &params, tn, &t)?;
+        m.test_loss = Some(ev.loss);
+        m.test_accuracy = Some(0.0);
+        m.test_regression = Some(ev.metrics);
+    } else {
+        let ev = infer::evaluate(r.device, c, &params, test)?;
+        m.test_loss = Some(ev.loss);
+        m.test_accuracy = Some(ev.accuracy);
+    }
+    Ok(m)
 }
 
 /// Training stopped early (a signal, a divergence, another error): the parameters it
@@ -781,11 +1451,17 @@ fn write_outputs(r: &Report, final_json: serde_json::Value) -> Result<()> {
                 "widths": c.widths(),
                 "activations": c.activations.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "learn_prelu": c.learn_prelu,
+                "dropout": c.dropout,
+                "task": c.task.to_string(),
                 "loss": c.loss.to_string(),
+                "normalize_targets": if r.plan.target_normalization.is_some() { "standard" } else { "none" },
                 "init": c.init.to_string(),
                 "optimizer": r.plan.optimizer.kind.to_string(),
                 "lr": r.plan.optimizer.lr,
+                "lr_schedule": r.plan.lr_schedule.kind.to_string(),
+                "warmup": r.plan.lr_schedule.warmup,
                 "weight_decay": r.plan.optimizer.weight_decay,
+                "clip_grad_norm": r.plan.optimizer.clip_norm,
                 "batch_size": r.plan.batch_size,
                 "epochs": r.plan.epochs,
                 "seed": c.seed,
@@ -794,14 +1470,19 @@ fn write_outputs(r: &Report, final_json: serde_json::Value) -> Result<()> {
                 "resumed_from": r.args.resume.as_ref().map(|p| p.display().to_string()),
             },
             "kernel": r.kernel,
-            "epochs": r.history.iter().map(epoch_json).collect::<Vec<_>>(),
+            "epochs": r.history.iter().map(|m| epoch_json(m, r.plan.held_out)).collect::<Vec<_>>(),
             "final": final_json,
+            "notes": {
+                "epochs.train_loss": "running: the mean over the epoch's batches, each measured with the parameters as they were at that step (while they changed), as PyTorch loops usually report it",
+                "final.train_loss": "clean: one pass over the whole training set with the final parameters after training, no updates and no dropout; it is usually lower than the last epoch's running value",
+                "held_out": if r.plan.held_out == "val" { "epochs.val_* are the validation set's after each epoch; final.test_* the test set's, evaluated once at the end" } else { "epochs.test_* are the test set's after each epoch; final.test_* are the last epoch's" },
+            },
         });
         write_json(path, &value)?;
         println!("wrote {}", path.display());
     }
     if let Some(path) = &r.args.plot {
-        draw_curves(path, r.history)?;
+        draw_curves(path, r)?;
         println!("wrote {}", path.display());
     }
     Ok(())
@@ -827,7 +1508,7 @@ fn save(
         None
     };
     let mut metrics = serde_json::json!({
-        "epochs": history.iter().map(epoch_json).collect::<Vec<_>>(),
+        "epochs": history.iter().map(|m| epoch_json(m, plan.held_out)).collect::<Vec<_>>(),
         "kernel": trainer.kernel().map(|k| k.name()),
     });
     if let (Some((key, value)), Some(map)) = (event, metrics.as_object_mut()) {
@@ -839,37 +1520,90 @@ fn save(
             config: plan.config.clone(),
             params: trainer.params()?,
             normalization: plan.normalization.clone(),
+            target_normalization: plan.target_normalization.clone(),
+            class_names: plan.class_names.clone(),
+            input_divisor: plan.input_divisor,
+            lr_schedule: Some(plan.lr_schedule),
+            early_stopping: plan
+                .early
+                .clone()
+                .filter(|es| with_state && es.best_epoch > 0),
             training,
         },
         Some(&metrics.to_string()),
     )
 }
 
-fn draw_curves(path: &Path, history: &[EpochMetrics]) -> Result<()> {
+fn draw_curves(path: &Path, r: &Report) -> Result<()> {
+    let history = r.history;
+    let held = r.plan.held_out;
     let pts = |f: &dyn Fn(&EpochMetrics) -> Option<f32>| -> Vec<(f64, f64)> {
         history
             .iter()
             .filter_map(|m| f(m).map(|v| (m.epoch as f64, v as f64)))
             .collect()
     };
-    let mut series = vec![
-        Series {
-            label: "train loss",
-            points: pts(&|m| Some(m.train_loss)),
-        },
-        Series {
-            label: "train acc",
-            points: pts(&|m| Some(m.train_accuracy)),
-        },
-    ];
-    let test = pts(&|m| m.test_accuracy);
-    if !test.is_empty() {
-        series.push(Series {
-            label: "test acc",
-            points: test,
+    let (train_loss, held_loss) = ("train loss".to_string(), format!("{held} loss"));
+    let mut losses = vec![Series {
+        label: &train_loss,
+        points: pts(&|m| Some(m.train_loss)),
+    }];
+    let held_points = pts(&|m| m.test_loss);
+    if !held_points.is_empty() {
+        losses.push(Series {
+            label: &held_loss,
+            points: held_points,
         });
     }
-    wgmlp::fsutil::write_atomic_with(path, |tmp| plot::line_chart(tmp, "epoch", "", &series))
+    let regress = history.iter().any(|m| m.train_regression.is_some());
+    let (train_metric, held_metric) = match regress {
+        true => ("train R²".to_string(), format!("{held} R²")),
+        false => ("train accuracy".to_string(), format!("{held} accuracy")),
+    };
+    let metric = |m: &EpochMetrics, train: bool| -> Option<f32> {
+        match (regress, train) {
+            (true, true) => m.train_regression.map(|r| r.r2),
+            (true, false) => m.test_regression.map(|r| r.r2),
+            (false, true) => Some(m.train_accuracy),
+            (false, false) => m.test_accuracy,
+        }
+    };
+    let mut metrics = vec![Series {
+        label: &train_metric,
+        points: pts(&|m| metric(m, true)),
+    }];
+    let held_points = pts(&|m| metric(m, false));
+    if !held_points.is_empty() {
+        metrics.push(Series {
+            label: &held_metric,
+            points: held_points,
+        });
+    }
+    let o = &r.plan.optimizer;
+    let title = format!(
+        "{} on {}, {} lr {}{}, batch {}",
+        r.plan.config.describe(),
+        r.source.describe(),
+        o.kind,
+        o.lr,
+        if r.plan.lr_schedule.is_constant() {
+            String::new()
+        } else {
+            format!(" ({})", r.plan.lr_schedule.kind)
+        },
+        r.plan.batch_size
+    );
+    let left = plot::Panel {
+        y_label: "loss",
+        series: &losses,
+    };
+    let right = plot::Panel {
+        y_label: if regress { "R²" } else { "accuracy" },
+        series: &metrics,
+    };
+    wgmlp::fsutil::write_atomic_with(path, |tmp| {
+        plot::training_curves(tmp, &title, &left, &right)
+    })
 }
 
 fn draw_boundary(

@@ -42,6 +42,17 @@ fn shown(cell: &str) -> String {
 fn scan(
     path: &Path,
     bytes: &[u8],
+    on_row: impl FnMut(usize, &[&str]) -> Result<()>,
+) -> Result<Scan> {
+    scan_with(path, bytes, None, on_row)
+}
+
+/// [`scan`], where the first line is a header iff a cell other than `text_col` (a column
+/// of string labels, which are not numbers in any row) is not a number.
+fn scan_with(
+    path: &Path,
+    bytes: &[u8],
+    text_col: Option<usize>,
     mut on_row: impl FnMut(usize, &[&str]) -> Result<()>,
 ) -> Result<Scan> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -69,7 +80,8 @@ fn scan(
             first = Some((row, cells.len()));
             let is_header = cells
                 .iter()
-                .any(|c| !c.is_empty() && c.parse::<f64>().is_err());
+                .enumerate()
+                .any(|(j, c)| Some(j) != text_col && !c.is_empty() && c.parse::<f64>().is_err());
             if !is_header {
                 rows += 1;
                 on_row(row, &cells)?;
@@ -265,6 +277,379 @@ fn labeled(path: &Path, bytes: &[u8], n_classes: Option<usize>, why: &str) -> Re
     Dataset::new(name, features, labels, scan.cols - 1, n_classes)
 }
 
+/// Which columns of a regression CSV hold the targets; every other column is a feature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetColumns {
+    /// The first `n` columns (`--targets N`).
+    First(usize),
+    /// Columns named in the header, or given by 1-based index (`--target-columns y,3`).
+    Named(Vec<String>),
+}
+
+/// The header cells of a CSV (its first non-empty line, when a cell is not a number).
+fn header_cells(bytes: &[u8]) -> Option<Vec<String>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let line = text.split('\n').find(|l| !l.trim().is_empty())?;
+    let cells: Vec<&str> = line.trim_end_matches('\r').split(',').map(clean).collect();
+    cells
+        .iter()
+        .any(|c| !c.is_empty() && c.parse::<f64>().is_err())
+        .then(|| cells.iter().map(|c| c.to_string()).collect())
+}
+
+/// Resolves the target columns of a regression CSV with `cols` columns to 0-based indices.
+fn target_indices(
+    path: &Path,
+    bytes: &[u8],
+    spec: &TargetColumns,
+    cols: usize,
+) -> Result<Vec<usize>> {
+    let spec_text = |spec: &TargetColumns| match spec {
+        TargetColumns::First(n) => format!("--targets {n}"),
+        TargetColumns::Named(names) => format!("--target-columns {}", names.join(",")),
+    };
+    let indices: Vec<usize> = match spec {
+        TargetColumns::First(n) => (0..*n).collect(),
+        TargetColumns::Named(names) => {
+            let header = header_cells(bytes);
+            names
+                .iter()
+                .map(|name| {
+                    if let Some(i) = header
+                        .as_ref()
+                        .and_then(|h| h.iter().position(|c| c == name))
+                    {
+                        return Ok(i);
+                    }
+                    match name.parse::<usize>() {
+                        Ok(i) if (1..=cols).contains(&i) => Ok(i - 1),
+                        _ => Err(Error::data(
+                            path,
+                            "header",
+                            format!(
+                                "there is no column {name:?} (the file has {cols} columns{}); name a header cell or give a 1-based column index",
+                                header.as_ref().map_or_else(String::new, |h| format!(": {}", h.join(",")))
+                            ),
+                        )),
+                    }
+                })
+                .collect::<Result<_>>()?
+        }
+    };
+    if indices.is_empty() {
+        return Err(Error::config(
+            "--targets",
+            "a regression CSV needs at least one target column",
+        ));
+    }
+    let mut sorted = indices.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() != indices.len() {
+        return Err(Error::config(
+            "--target-columns",
+            format!("{} names a column twice", spec_text(spec)),
+        ));
+    }
+    if indices.len() >= cols {
+        return Err(Error::data(
+            path,
+            "row 1",
+            format!(
+                "{} leaves no feature column (the file has {cols} columns); name fewer target columns",
+                spec_text(spec)
+            ),
+        ));
+    }
+    Ok(indices)
+}
+
+/// Reads a regression CSV: float targets in the columns `spec` names, features in the rest
+/// (in file order); a header row is optional (needed for named columns).
+pub fn read_regression(path: &Path, spec: &TargetColumns) -> Result<Dataset> {
+    regression_from_bytes(path, &read_file(path)?, spec)
+}
+
+/// Like [`read_regression`], from the bytes of a file; `path` names it in errors.
+pub fn regression_from_bytes(path: &Path, bytes: &[u8], spec: &TargetColumns) -> Result<Dataset> {
+    let mut features = Vec::new();
+    let mut targets = Vec::new();
+    let mut indices: Option<Vec<usize>> = None;
+    let scan = scan(path, bytes, |row, cells| {
+        if indices.is_none() {
+            indices = Some(target_indices(path, bytes, spec, cells.len())?);
+        }
+        let t = indices.as_deref().unwrap_or_default();
+        for &j in t {
+            targets.push(parse_feature(path, row, j + 1, cells[j])?);
+        }
+        for (j, cell) in cells.iter().enumerate() {
+            if !t.contains(&j) {
+                features.push(parse_feature(path, row, j + 1, cell)?);
+            }
+        }
+        Ok(())
+    })?;
+    let n_targets = indices.map_or(0, |t| t.len());
+    let name = path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    );
+    Dataset::regression(name, features, targets, scan.cols - n_targets, n_targets)
+}
+
+/// What the first column of a CSV looks like: `Regress` when a value is not an integer
+/// (a negative integer stays a broken class label, reported as such); for integer labels, `Classify` with a hint when they have so many distinct values
+/// that they look like a regression target.
+pub fn detect_task(path: &Path) -> Result<(crate::config::Task, Option<String>)> {
+    use crate::config::Task;
+    let bytes = read_file(path)?;
+    let mut float = false;
+    let mut distinct = std::collections::BTreeSet::new();
+    let scan = scan(path, &bytes, |_, cells| {
+        if let Ok(v) = cells[0].parse::<f64>() {
+            if v.is_finite() && v.fract() != 0.0 {
+                float = true;
+            } else if distinct.len() <= 1024 {
+                distinct.insert(v.to_bits());
+            }
+        }
+        Ok(())
+    })?;
+    if float {
+        return Ok((Task::Regress, None));
+    }
+    let hint = (distinct.len() > 50 && distinct.len() * 5 > scan.rows).then(|| {
+        format!(
+            "{}: the label column has {}{} distinct integer values; if it is a quantity rather than a class, pass --task regress",
+            path.display(),
+            distinct.len().min(1024),
+            if distinct.len() > 1024 { "+" } else { "" }
+        )
+    });
+    Ok((Task::Classify, hint))
+}
+
+/// Writes a regression CSV with a header `y0,…,f0,…`: targets first (atomically).
+pub fn write_regression(path: &Path, data: &Dataset) -> Result<()> {
+    let mut out = String::new();
+    let names: Vec<String> = (0..data.n_targets)
+        .map(|j| format!("y{j}"))
+        .chain((0..data.n_features).map(|j| format!("f{j}")))
+        .collect();
+    out.push_str(&names.join(","));
+    out.push('\n');
+    for i in 0..data.len() {
+        let cells: Vec<String> = data
+            .target_row(i)
+            .iter()
+            .chain(data.row(i))
+            .map(|v| v.to_string())
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    write_atomic(path, out.as_bytes())
+}
+
+/// How string class labels are numbered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClassOrder {
+    /// In the order they first appear in the file.
+    #[default]
+    FirstSeen,
+    /// Sorted by name (byte order).
+    Sorted,
+}
+
+impl std::str::FromStr for ClassOrder {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "first-seen" | "first_seen" | "first" => Ok(ClassOrder::FirstSeen),
+            "sorted" => Ok(ClassOrder::Sorted),
+            _ => Err(Error::config(
+                "--class-order",
+                format!("unknown order {s:?}; choose first-seen or sorted"),
+            )),
+        }
+    }
+}
+
+/// Where a classification CSV's label is and how its labels become class indices.
+#[derive(Clone, Debug, Default)]
+pub struct LabelOptions {
+    /// The label column: a header name, a 1-based index, or `last`; `None` is the first.
+    pub column: Option<String>,
+    /// How string labels are numbered when `classes` is not given.
+    pub order: ClassOrder,
+    /// The class names of the model (or of the training set): string labels must be among
+    /// them and take their index. `None`: found in the file.
+    pub classes: Option<Vec<String>>,
+}
+
+/// Resolves a label column (header name, 1-based index or `last`) to a 0-based index.
+fn label_index(path: &Path, bytes: &[u8], column: &str, cols: usize) -> Result<usize> {
+    let header = header_cells(bytes);
+    if let Some(i) = header
+        .as_ref()
+        .and_then(|h| h.iter().position(|c| c == column))
+    {
+        return Ok(i);
+    }
+    if column.eq_ignore_ascii_case("last") {
+        return Ok(cols - 1);
+    }
+    match column.parse::<usize>() {
+        Ok(i) if (1..=cols).contains(&i) => Ok(i - 1),
+        _ => Err(Error::data(
+            path,
+            "header",
+            format!(
+                "there is no column {column:?} for --label-column (the file has {cols} columns{}); name a header cell, give a 1-based index, or last",
+                header
+                    .as_ref()
+                    .map_or_else(String::new, |h| format!(": {}", h.join(",")))
+            ),
+        )),
+    }
+}
+
+/// Reads a classification CSV whose label sits in any column and may be a string (class
+/// names such as `setosa`): integer labels keep their value as the class index unless
+/// `opts.classes` names the classes; string labels are numbered in first-seen or sorted
+/// order (or by `opts.classes`, where a name outside them is an error naming the row).
+/// The features are the other columns, in file order.
+pub fn read_classification(path: &Path, opts: &LabelOptions) -> Result<Dataset> {
+    classification_from_bytes(path, &read_file(path)?, opts)
+}
+
+/// Like [`read_classification`], from the bytes of a file; `path` names it in errors.
+pub fn classification_from_bytes(
+    path: &Path,
+    bytes: &[u8],
+    opts: &LabelOptions,
+) -> Result<Dataset> {
+    // The label column, from the first line's cell count.
+    let first_cols = std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|t| t.split('\n').find(|l| !l.trim().is_empty()))
+        .map_or(0, |l| l.split(',').count());
+    let col = match &opts.column {
+        None => 0,
+        Some(c) => label_index(path, bytes, c, first_cols.max(1))?,
+    };
+    if col == 0 && opts.classes.is_none() && opts.column.is_none() {
+        // The classic layout: integer labels in column 1 (string labels read below).
+        if let Ok(d) = labeled(path, bytes, None, "") {
+            return Ok(d);
+        }
+    }
+    let mut features = Vec::new();
+    let mut cells_of_label: Vec<(usize, String)> = Vec::new();
+    let scan = scan_with(path, bytes, Some(col), |row, cells| {
+        if cells.len() < 2 {
+            return Err(Error::data(
+                path,
+                format!("row {row}"),
+                "the row has 1 column; a labelled CSV needs a label and at least one feature (is the separator ','?)",
+            ));
+        }
+        cells_of_label.push((row, cells[col].to_string()));
+        for (j, cell) in cells.iter().enumerate() {
+            if j != col {
+                features.push(parse_feature(path, row, j + 1, cell)?);
+            }
+        }
+        Ok(())
+    })?;
+    // Labels that are all numbers are class indices (a negative or fractional one is an
+    // error, not a class name); any other text makes every label a class name.
+    let numeric =
+        opts.classes.is_none() && cells_of_label.iter().all(|(_, c)| c.parse::<f64>().is_ok());
+    let name = path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    );
+    let n_features = scan.cols - 1;
+    if numeric {
+        let labels = cells_of_label
+            .iter()
+            .map(|(row, c)| parse_label(path, *row, c).map_err(|e| relabel(e, col)))
+            .collect::<Result<Vec<u32>>>()?;
+        let n_classes = labels.iter().copied().max().map_or(1, |m| m as usize + 1);
+        return Dataset::new(name, features, labels, n_features, n_classes);
+    }
+    let names: Vec<String> = match &opts.classes {
+        Some(names) => names.clone(),
+        None => {
+            let mut names: Vec<String> = Vec::new();
+            for (_, c) in &cells_of_label {
+                if !names.contains(c) {
+                    names.push(c.clone());
+                }
+            }
+            if opts.order == ClassOrder::Sorted {
+                names.sort();
+            }
+            names
+        }
+    };
+    if names.len() > MAX_LABEL as usize + 1 {
+        return Err(Error::data(
+            path,
+            format!("column {}", col + 1),
+            format!(
+                "{} distinct labels: more than the {} classes wgmlp accepts; is it the label column?",
+                names.len(),
+                MAX_LABEL as usize + 1
+            ),
+        ));
+    }
+    let index: std::collections::HashMap<&str, u32> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i as u32))
+        .collect();
+    let labels = cells_of_label
+        .iter()
+        .map(|(row, c)| {
+            index.get(c.as_str()).copied().ok_or_else(|| {
+                Error::data(
+                    path,
+                    format!("row {row}, column {}", col + 1),
+                    format!(
+                        "label \"{}\" is not one of the model's {} classes ({}); remove such rows or train with them",
+                        shown(c),
+                        names.len(),
+                        shown(&names.join(","))
+                    ),
+                )
+            })
+        })
+        .collect::<Result<Vec<u32>>>()?;
+    let mut d = Dataset::new(name, features, labels, n_features, names.len().max(1))?;
+    d.class_names = names;
+    Ok(d)
+}
+
+/// Moves the position of a label error from column 1 to the label's real column.
+fn relabel(e: Error, col: usize) -> Error {
+    match e {
+        Error::Data {
+            file,
+            position,
+            message,
+        } => Error::Data {
+            file,
+            position: position.replace("column 1", &format!("column {}", col + 1)),
+            message: message.replace(" in the first column", ""),
+        },
+        other => other,
+    }
+}
+
 /// Reads a feature-only CSV (no label column), for `predict`: returns (features, n_rows, n_cols).
 pub fn read_features(
     path: &Path,
@@ -361,6 +746,146 @@ mod tests {
         assert_eq!(d.labels, vec![1, 0]);
         assert_eq!(d.features, vec![2.0, 3.0, 4.0, 5.0]);
         assert_eq!(d.n_classes, 4);
+    }
+
+    #[test]
+    fn regression_csv_reads_first_or_named_targets_and_round_trips() {
+        let dir = TestDir::new("csv-regress");
+        let p = write(&dir, "r.csv", "a,y,b,z\n1,-0.5,2,3.25\n4,0.125,5,6\n");
+        let d = read_regression(&p, &TargetColumns::Named(vec!["y".into(), "4".into()])).unwrap();
+        assert_eq!((d.n_features, d.n_targets, d.len()), (2, 2, 2));
+        assert_eq!(d.targets, vec![-0.5, 3.25, 0.125, 6.0]);
+        assert_eq!(d.features, vec![1.0, 2.0, 4.0, 5.0]);
+        let d = read_regression(&p, &TargetColumns::First(1)).unwrap();
+        assert_eq!((d.targets.clone(), d.n_features), (vec![1.0, 4.0], 3));
+        let out = dir.join("out.csv");
+        write_regression(&out, &d).unwrap();
+        assert_eq!(
+            read_regression(&out, &TargetColumns::First(1))
+                .unwrap()
+                .targets,
+            d.targets
+        );
+        let e = read_regression(&p, &TargetColumns::Named(vec!["w".into()]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("r.csv") && e.contains("no column \"w\"") && e.contains("a,y,b,z"),
+            "{e}"
+        );
+        let e = read_regression(&p, &TargetColumns::First(4))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no feature column"), "{e}");
+        let e = read_regression(&p, &TargetColumns::Named(vec!["y".into(), "2".into()]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn string_labels_in_any_column_are_numbered_first_seen_or_sorted() {
+        let dir = TestDir::new("csv-strings");
+        // No header: the string label column does not make the first row a header.
+        let p = write(
+            &dir,
+            "iris.csv",
+            "5.1,3.5,setosa\n6.2,2.9,virginica\n5.0,3.4,setosa\n",
+        );
+        let opts = LabelOptions {
+            column: Some("last".into()),
+            ..Default::default()
+        };
+        let d = read_classification(&p, &opts).unwrap();
+        assert_eq!(d.class_names, vec!["setosa", "virginica"]);
+        assert_eq!(d.labels, vec![0, 1, 0]);
+        assert_eq!(d.features, vec![5.1, 3.5, 6.2, 2.9, 5.0, 3.4]);
+        let sorted = LabelOptions {
+            column: Some("3".into()),
+            order: ClassOrder::Sorted,
+            classes: None,
+        };
+        let p2 = write(&dir, "h.csv", "a,kind,b\n1,zebra,2\n3,ant,4\n");
+        let named = LabelOptions {
+            column: Some("kind".into()),
+            ..sorted.clone()
+        };
+        let d = read_classification(&p2, &named).unwrap();
+        assert_eq!(
+            (d.class_names.clone(), d.labels.clone()),
+            (vec!["ant".into(), "zebra".into()], vec![1, 0])
+        );
+        assert_eq!(d.features, vec![1.0, 2.0, 3.0, 4.0]);
+        // Fixed names (a model's): an unknown one names the row, the label and the classes.
+        let fixed = LabelOptions {
+            classes: Some(vec!["setosa".into()]),
+            ..opts.clone()
+        };
+        let e = read_classification(&p, &fixed).unwrap_err().to_string();
+        assert!(
+            e.contains("iris.csv") && e.contains("row 2, column 3") && e.contains("\"virginica\""),
+            "{e}"
+        );
+        // Integer labels in another column stay class indices; a negative one is an error.
+        let p3 = write(&dir, "n.csv", "1.5,2\n2.5,0\n");
+        let d = read_classification(
+            &p3,
+            &LabelOptions {
+                column: Some("2".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            (d.labels.clone(), d.n_classes, d.class_names.len()),
+            (vec![2, 0], 3, 0)
+        );
+        let p4 = write(&dir, "neg.csv", "1.5,-2\n2.5,0\n");
+        let e = read_classification(
+            &p4,
+            &LabelOptions {
+                column: Some("2".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("row 1, column 2") && e.contains("negative"),
+            "{e}"
+        );
+        let e = read_classification(
+            &p2,
+            &LabelOptions {
+                column: Some("species".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("no column \"species\"") && e.contains("a,kind,b"),
+            "{e}"
+        );
+        // The default (first column, integers) reads as before.
+        let p5 = write(&dir, "classic.csv", "label,x\n1,0.5\n0,2\n");
+        let d = read_classification(&p5, &LabelOptions::default()).unwrap();
+        assert_eq!(d, read_labeled(&p5, None).unwrap());
+    }
+
+    #[test]
+    fn detect_task_sees_float_targets_and_hints_at_many_integers() {
+        use crate::config::Task;
+        let dir = TestDir::new("csv-detect");
+        let p = write(&dir, "f.csv", "y,x\n0,1\n-0.141120,2\n");
+        assert_eq!(detect_task(&p).unwrap(), (Task::Regress, None));
+        let p = write(&dir, "c.csv", "0,1\n2,2\n1,3\n");
+        assert_eq!(detect_task(&p).unwrap(), (Task::Classify, None));
+        let many: String = (0..200).map(|i| format!("{},{i}\n", i * 7)).collect();
+        let p = write(&dir, "m.csv", &many);
+        let (task, hint) = detect_task(&p).unwrap();
+        assert_eq!(task, Task::Classify);
+        assert!(hint.unwrap().contains("--task regress"));
     }
 
     #[test]

@@ -249,6 +249,42 @@ fn dims_text(dims: &[usize]) -> String {
     parts.join("×")
 }
 
+/// The first (decompressed) bytes of a file, at most `n`.
+fn head(path: &Path, n: usize) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let io = |e| Error::io(path, "read", e);
+    let mut raw = Vec::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(2)
+        .read_to_end(&mut raw)
+        .map_err(io)?;
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut out = Vec::new();
+    if raw == [0x1f, 0x8b] {
+        let dec = flate2::read::MultiGzDecoder::new(file);
+        dec.take(n as u64)
+            .read_to_end(&mut out)
+            .map_err(|e| gzip_error(path, out.len(), e))?;
+    } else {
+        file.take(n as u64).read_to_end(&mut out).map_err(io)?;
+    }
+    Ok(out)
+}
+
+/// Whether `path` starts like an IDX file (`00 00`, after gzip decompression): `predict`
+/// takes such image files besides CSV.
+pub fn looks_like_idx(path: &Path) -> Result<bool> {
+    Ok(head(path, 2)?.starts_with(&[0, 0]))
+}
+
+/// Whether an IDX image file holds unsigned bytes, which [`read_images`] divides by 255
+/// (read from the header alone).
+pub fn holds_u8(path: &Path) -> Result<bool> {
+    let h = head(path, 4)?;
+    Ok(h.len() == 4 && h[..2] == [0, 0] && h[2] == U8)
+}
+
 /// Reads an IDX image (feature) file: returns (features flattened per sample, n_samples, n_features).
 ///
 /// u8 data is scaled to [0, 1] by /255; every other type is converted to f32 as is.

@@ -16,7 +16,8 @@ use crate::rng::Rng;
 /// request for a model with four billion outputs.
 pub const MAX_LABEL: u32 = 65_535;
 
-/// A classification dataset held in memory: row-major features and integer labels.
+/// A dataset held in memory: row-major features and integer labels (classification) or
+/// float targets (regression: `n_targets > 0`, every label 0 and one class).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
     /// A human-readable name (file stem, directory name or built-in name).
@@ -29,6 +30,12 @@ pub struct Dataset {
     pub n_features: usize,
     /// Number of classes (>= 1).
     pub n_classes: usize,
+    /// `n_samples × n_targets` regression targets, row-major (empty for classification).
+    pub targets: Vec<f32>,
+    /// Target columns per sample (0 for classification).
+    pub n_targets: usize,
+    /// Names of the classes (index = class), when the labels were strings; else empty.
+    pub class_names: Vec<String>,
 }
 
 fn invalid(name: &str, message: impl ToString) -> Error {
@@ -102,7 +109,86 @@ impl Dataset {
             labels,
             n_features,
             n_classes,
+            targets: Vec::new(),
+            n_targets: 0,
+            class_names: Vec::new(),
         })
+    }
+
+    /// Builds a regression dataset: `n_targets` float targets per sample, each finite.
+    pub fn regression(
+        name: impl Into<String>,
+        features: Vec<f32>,
+        targets: Vec<f32>,
+        n_features: usize,
+        n_targets: usize,
+    ) -> Result<Dataset> {
+        let name = name.into();
+        if n_targets == 0 {
+            return Err(invalid(
+                &name,
+                "n_targets is 0; a regression dataset needs at least one target column",
+            ));
+        }
+        if targets.len() % n_targets != 0 {
+            return Err(invalid(
+                &name,
+                format!(
+                    "{} target values is not a multiple of {n_targets} targets per sample",
+                    targets.len()
+                ),
+            ));
+        }
+        let n = targets.len() / n_targets;
+        if let Some((k, y)) = targets.iter().enumerate().find(|(_, y)| !y.is_finite()) {
+            return Err(invalid(
+                &name,
+                format!(
+                    "target {} of sample {} is {y}; every target must be finite",
+                    k % n_targets,
+                    k / n_targets
+                ),
+            ));
+        }
+        let mut data = Dataset::new(name, features, vec![0; n], n_features, 1)?;
+        data.targets = targets;
+        data.n_targets = n_targets;
+        Ok(data)
+    }
+
+    /// True for a regression dataset (float targets).
+    pub fn is_regression(&self) -> bool {
+        self.n_targets > 0
+    }
+
+    /// The targets of sample `i` (empty for classification).
+    pub fn target_row(&self, i: usize) -> &[f32] {
+        &self.targets[i * self.n_targets..(i + 1) * self.n_targets]
+    }
+
+    /// Σ over samples and target columns of (y − column mean)², in f64: the denominator of
+    /// a (variance-weighted) R². Each column is multiplied by `scale[j]` first when given,
+    /// so standardised targets give the total in the original units.
+    pub fn target_sum_of_squares(&self, scale: Option<&[f32]>) -> f64 {
+        let k = self.n_targets;
+        let n = self.len();
+        if k == 0 || n == 0 {
+            return 0.0;
+        }
+        let mut total = 0.0;
+        for j in 0..k {
+            let s = scale.and_then(|s| s.get(j)).map_or(1.0, |&s| f64::from(s));
+            let col = || {
+                self.targets
+                    .iter()
+                    .skip(j)
+                    .step_by(k)
+                    .map(|&y| f64::from(y))
+            };
+            let mean = col().sum::<f64>() / n as f64;
+            total += col().map(|y| (y - mean) * (y - mean)).sum::<f64>() * s * s;
+        }
+        total
     }
 
     /// Number of samples.
@@ -154,13 +240,67 @@ impl Dataset {
         (self.subset(train_idx), self.subset(test_idx))
     }
 
+    /// A seeded validation split: `(train, validation)` with `round(n · fraction)`
+    /// validation samples, stratified for classification (each class contributes
+    /// `round(n_c · fraction)` of its samples, so the class proportions are kept), a plain
+    /// shuffled split for regression. Both keep the sample order of `self`. An error when
+    /// `fraction` is not in (0, 1) or either side would be empty.
+    pub fn validation_split(&self, fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
+        if !(fraction > 0.0 && fraction < 1.0) {
+            return Err(Error::config(
+                "--val-split",
+                format!("{fraction} is not a fraction between 0 and 1 (e.g. 0.1)"),
+            ));
+        }
+        let mut rng = Rng::new(seed ^ 0x7A11_D5E7);
+        let mut val = Vec::new();
+        if self.is_regression() {
+            let mut order: Vec<usize> = (0..self.len()).collect();
+            rng.shuffle(&mut order);
+            let k = (self.len() as f64 * fraction).round() as usize;
+            val.extend_from_slice(&order[..k.min(self.len())]);
+        } else {
+            let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); self.n_classes];
+            for (i, &l) in self.labels.iter().enumerate() {
+                by_class[l as usize].push(i);
+            }
+            for members in &mut by_class {
+                rng.shuffle(members);
+                let k = (members.len() as f64 * fraction).round() as usize;
+                val.extend_from_slice(&members[..k]);
+            }
+        }
+        let mut in_val = vec![false; self.len()];
+        for &i in &val {
+            in_val[i] = true;
+        }
+        let train: Vec<usize> = (0..self.len()).filter(|&i| !in_val[i]).collect();
+        let val: Vec<usize> = (0..self.len()).filter(|&i| in_val[i]).collect();
+        if val.is_empty() || train.is_empty() {
+            return Err(Error::config(
+                "--val-split",
+                format!(
+                    "{fraction} of {} samples leaves {} for validation and {} for training; both need at least one",
+                    self.len(),
+                    val.len(),
+                    train.len()
+                ),
+            ));
+        }
+        Ok((self.subset(&train), self.subset(&val)))
+    }
+
     /// The subset of the given sample indices (in that order); panics if an index is `>= len()`.
     pub fn subset(&self, indices: &[usize]) -> Dataset {
         let mut features = Vec::with_capacity(indices.len() * self.n_features);
         let mut labels = Vec::with_capacity(indices.len());
+        let mut targets = Vec::with_capacity(indices.len() * self.n_targets);
         for &i in indices {
             features.extend_from_slice(self.row(i));
             labels.push(self.labels[i]);
+            if self.n_targets > 0 {
+                targets.extend_from_slice(self.target_row(i));
+            }
         }
         Dataset {
             name: self.name.clone(),
@@ -168,6 +308,9 @@ impl Dataset {
             labels,
             n_features: self.n_features,
             n_classes: self.n_classes,
+            targets,
+            n_targets: self.n_targets,
+            class_names: self.class_names.clone(),
         }
     }
 }
@@ -185,8 +328,17 @@ impl Normalization {
     /// Mean and population standard deviation of each feature, computed in f64; a std below
     /// 1e-12 (constant feature) is stored as 1.0. An empty dataset gives mean 0 and std 1.
     pub fn fit(data: &Dataset) -> Normalization {
-        let k = data.n_features;
-        let n = data.len();
+        Self::fit_columns(&data.features, data.n_features)
+    }
+
+    /// The same statistics for a regression dataset's targets (one per target column).
+    pub fn fit_targets(data: &Dataset) -> Normalization {
+        Self::fit_columns(&data.targets, data.n_targets)
+    }
+
+    /// Mean and std of each of the `k` columns of a row-major matrix.
+    fn fit_columns(values: &[f32], k: usize) -> Normalization {
+        let n = values.len().checked_div(k).unwrap_or(0);
         if n == 0 || k == 0 {
             return Normalization {
                 mean: vec![0.0; k],
@@ -194,14 +346,14 @@ impl Normalization {
             };
         }
         let mut sum = vec![0f64; k];
-        for row in data.features.chunks_exact(k) {
+        for row in values.chunks_exact(k) {
             for (s, &x) in sum.iter_mut().zip(row) {
                 *s += f64::from(x);
             }
         }
         let mean: Vec<f64> = sum.iter().map(|s| s / n as f64).collect();
         let mut sq = vec![0f64; k];
-        for row in data.features.chunks_exact(k) {
+        for row in values.chunks_exact(k) {
             for ((s, &x), m) in sq.iter_mut().zip(row).zip(&mean) {
                 let d = f64::from(x) - m;
                 *s += d * d;
@@ -294,6 +446,31 @@ impl Normalization {
             ));
         }
         self.apply(&mut data.features)
+    }
+
+    /// Standardises a regression dataset's targets in place (`(y − mean) / std`).
+    pub fn apply_to_targets(&self, data: &mut Dataset) -> Result<()> {
+        if data.n_targets != self.mean.len() {
+            return Err(Error::shape(
+                "target normalization",
+                format!("{} targets", self.mean.len()),
+                format!("{} targets in dataset {:?}", data.n_targets, data.name),
+            ));
+        }
+        self.apply(&mut data.targets)
+    }
+
+    /// Undoes [`Self::apply`] on a row-major matrix: `x · std + mean`.
+    pub fn invert(&self, values: &mut [f32]) {
+        let k = self.mean.len();
+        if k == 0 {
+            return;
+        }
+        for row in values.chunks_exact_mut(k) {
+            for ((x, &m), &s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
+                *x = *x * s + m;
+            }
+        }
     }
 }
 
@@ -412,6 +589,31 @@ mod tests {
         assert_eq!(firsts, (0..10).map(|i| (2 * i) as f32).collect::<Vec<_>>());
         assert_eq!(d.split(0.01, 1).1.len(), 1);
         assert_eq!(d.split(0.99, 1).0.len(), 1);
+    }
+
+    #[test]
+    fn validation_split_is_stratified_seeded_and_refuses_empty_sides() {
+        let labels: Vec<u32> = (0..100).map(|i| u32::from(i % 10 == 0)).collect();
+        let d = Dataset::new("v", (0..100).map(|x| x as f32).collect(), labels, 1, 2).unwrap();
+        let (tr, va) = d.validation_split(0.2, 3).unwrap();
+        // 90 of class 0 and 10 of class 1: 18 and 2 go to validation.
+        assert_eq!((tr.len(), va.len()), (80, 20));
+        assert_eq!(va.class_counts(), vec![18, 2]);
+        assert_eq!(
+            d.validation_split(0.2, 3).unwrap(),
+            (tr.clone(), va.clone())
+        );
+        assert_ne!(d.validation_split(0.2, 4).unwrap().1, va);
+        let mut all: Vec<f32> = tr.features.iter().chain(&va.features).copied().collect();
+        all.sort_by(f32::total_cmp);
+        assert_eq!(all, d.features);
+        for f in [0.0, 1.0, -0.5, f64::NAN, 0.001] {
+            let e = d.validation_split(f, 1).unwrap_err().to_string();
+            assert!(e.contains("--val-split"), "{f}: {e}");
+        }
+        let r = Dataset::regression("r", vec![0.0; 10], vec![1.0; 10], 1, 1).unwrap();
+        let (tr, va) = r.validation_split(0.3, 1).unwrap();
+        assert_eq!((tr.len(), va.len(), va.n_targets), (7, 3, 1));
     }
 
     #[test]

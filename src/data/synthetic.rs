@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::rng::Rng;
 
 /// The names accepted by [`builtin`].
-pub const BUILTIN: &[&str] = &["spirals", "xor", "circles", "teacher"];
+pub const BUILTIN: &[&str] = &["spirals", "xor", "circles", "teacher", "wave", "wave3"];
 
 /// XORed into the seed to generate a built-in dataset's test set.
 const TEST_SEED_XOR: u64 = 0x5EED_7E57;
@@ -29,7 +29,30 @@ fn dataset(
         labels,
         n_features,
         n_classes: n_classes.max(1),
+        targets: Vec::new(),
+        n_targets: 0,
+        class_names: Vec::new(),
     }
+}
+
+/// A smooth regression problem: x₁, x₂ uniform in [−1, 1], target 0 is
+/// `sin(3·x₁)·x₂ + 0.05·ε` (ε standard normal); with `n_targets` = 3 the other targets are
+/// `cos(2·x₁) + x₂²` and `x₁·x₂` (each with the same noise). `n_targets` is 1 to 3.
+pub fn wave(n: usize, n_targets: usize, seed: u64) -> Dataset {
+    let k = n_targets.clamp(1, 3);
+    let mut rng = Rng::new(seed);
+    let mut features = Vec::with_capacity(2 * n);
+    let mut targets = Vec::with_capacity(k * n);
+    for _ in 0..n {
+        let x1 = rng.uniform_range(-1.0, 1.0);
+        let x2 = rng.uniform_range(-1.0, 1.0);
+        features.extend([x1 as f32, x2 as f32]);
+        let ys = [(3.0 * x1).sin() * x2, (2.0 * x1).cos() + x2 * x2, x1 * x2];
+        for y in &ys[..k] {
+            targets.push((y + 0.05 * rng.normal()) as f32);
+        }
+    }
+    Dataset::regression("wave", features, targets, 2, k).expect("finite synthetic regression data")
 }
 
 /// The classic spiral: `n_per_class` points per arm, radius `i/(n-1)`, angle `4j + 4r + noise·N(0,1)`.
@@ -151,6 +174,8 @@ pub fn builtin(name: &str, seed: u64) -> Result<(Dataset, Dataset)> {
             teacher_with_seeds(4000, 32, 64, 4, seed, seed),
             teacher_with_seeds(1000, 32, 64, 4, seed, test_seed),
         ),
+        "wave" => (wave(1000, 1, seed), wave(250, 1, test_seed)),
+        "wave3" => (wave(1000, 3, seed), wave(250, 3, test_seed)),
         other => {
             return Err(Error::config(
                 "--dataset",
@@ -260,6 +285,8 @@ mod tests {
             ("xor", 1000, 250, 2, 2),
             ("circles", 1000, 250, 2, 2),
             ("teacher", 4000, 1000, 32, 4),
+            ("wave", 1000, 250, 2, 1),
+            ("wave3", 1000, 250, 2, 1),
         ];
         for (name, n_train, n_test, k, c) in expect {
             let (train, test) = builtin(name, 42).unwrap();
@@ -272,6 +299,23 @@ mod tests {
             assert_eq!(builtin(name, 42).unwrap(), (train, test), "{name}");
         }
         assert_eq!(BUILTIN.len(), expect.len());
+    }
+
+    #[test]
+    fn wave_targets_follow_the_formula_within_the_noise() {
+        let d = wave(2000, 3, 5);
+        assert_eq!((d.n_features, d.n_targets, d.len()), (2, 3, 2000));
+        let mut worst = 0.0f64;
+        for i in 0..d.len() {
+            let (x1, x2) = (f64::from(d.row(i)[0]), f64::from(d.row(i)[1]));
+            assert!(x1.abs() <= 1.0 && x2.abs() <= 1.0);
+            let want = [(3.0 * x1).sin() * x2, (2.0 * x1).cos() + x2 * x2, x1 * x2];
+            for (y, w) in d.target_row(i).iter().zip(want) {
+                worst = worst.max((f64::from(*y) - w).abs());
+            }
+        }
+        // 0.05·ε with ε ~ N(0, 1): 6000 draws stay within 5σ = 0.25.
+        assert!(worst > 0.05 && worst < 0.25, "{worst}");
     }
 
     #[test]

@@ -18,10 +18,34 @@ pub struct GpuDataset {
     pub(crate) chunks: Vec<(wgpu::Buffer, u32, u32)>,
     /// Every label, u32.
     pub(crate) labels: wgpu::Buffer,
+    /// Regression target columns per sample (0 for classification).
+    pub n_targets: usize,
+    /// `(buffer, first row, end row)` for each chunk of rows of the regression targets.
+    pub(crate) target_chunks: Vec<(wgpu::Buffer, u32, u32)>,
     /// A permutation of 0..len, rewritten each epoch.
     pub(crate) perm: wgpu::Buffer,
     /// 0..len, for evaluation in order.
     pub(crate) order: wgpu::Buffer,
+}
+
+/// Uploads a row-major matrix of `width` columns in chunks of `rows_per_chunk` rows.
+fn upload_chunks(
+    ctx: &GpuContext,
+    label: &str,
+    values: &[f32],
+    width: usize,
+    rows_per_chunk: usize,
+) -> Vec<(wgpu::Buffer, u32, u32)> {
+    let rows = values.len() / width.max(1);
+    let mut chunks = Vec::new();
+    let mut start = 0usize;
+    while start < rows {
+        let end = (start + rows_per_chunk).min(rows);
+        let slice = &values[start * width..end * width];
+        chunks.push((ctx.storage_from(label, slice), start as u32, end as u32));
+        start = end;
+    }
+    chunks
 }
 
 impl GpuDataset {
@@ -54,18 +78,19 @@ impl GpuDataset {
                 ),
             });
         }
-        let mut chunks = Vec::new();
-        let mut start = 0usize;
-        while start < data.len() {
-            let end = (start + rows_per_chunk).min(data.len());
-            let slice = &data.features[start * data.n_features..end * data.n_features];
-            chunks.push((
-                ctx.storage_from("dataset.features", slice),
-                start as u32,
-                end as u32,
-            ));
-            start = end;
-        }
+        let chunks = upload_chunks(
+            ctx,
+            "dataset.features",
+            &data.features,
+            data.n_features,
+            rows_per_chunk,
+        );
+        let target_chunks = if data.n_targets > 0 {
+            let rows = (limit / (data.n_targets * 4) as u64).max(1) as usize;
+            upload_chunks(ctx, "dataset.targets", &data.targets, data.n_targets, rows)
+        } else {
+            Vec::new()
+        };
         let order: Vec<u32> = (0..data.len() as u32).collect();
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(GpuDataset {
@@ -75,6 +100,8 @@ impl GpuDataset {
             n_classes: data.n_classes,
             chunks,
             labels: ctx.storage_from("dataset.labels", &data.labels),
+            n_targets: data.n_targets,
+            target_chunks,
             perm: ctx.storage_from("dataset.perm", &order),
             order: ctx.storage_from("dataset.order", &order),
         })

@@ -34,6 +34,10 @@ pub const OPTIM_WGSL: &str = include_str!("../../shaders/optim.wgsl");
 pub const GATHER_WGSL: &str = include_str!("../../shaders/gather.wgsl");
 /// `shaders/alpha.wgsl`.
 pub const ALPHA_WGSL: &str = include_str!("../../shaders/alpha.wgsl");
+/// `shaders/clip.wgsl`.
+pub const CLIP_WGSL: &str = include_str!("../../shaders/clip.wgsl");
+/// `shaders/dropout.wgsl`.
+pub const DROPOUT_WGSL: &str = include_str!("../../shaders/dropout.wgsl");
 /// `shaders/transpose.wgsl`.
 pub const TRANSPOSE_WGSL: &str = include_str!("../../shaders/transpose.wgsl");
 
@@ -57,6 +61,8 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("fused_mlp.wgsl", crate::gpu::fused::FUSED_MLP_WGSL),
     ("fused_reduce.wgsl", crate::gpu::fused::FUSED_REDUCE_WGSL),
     ("fused_pack.wgsl", crate::gpu::fused::FUSED_PACK_WGSL),
+    ("clip.wgsl", CLIP_WGSL),
+    ("dropout.wgsl", DROPOUT_WGSL),
 ];
 
 /// How a kernel uses one binding.
@@ -113,6 +119,8 @@ pub enum Kernel {
     GradWeightsBcast,
     /// Softmax cross-entropy or MSE, with dLoss/dlogits and running metrics.
     Loss,
+    /// Advances the optimizer's step counter.
+    OptTick,
     /// One optimizer update over the flat parameter buffer.
     OptUpdate,
     /// Batch gather from the resident dataset by sample index.
@@ -128,6 +136,12 @@ pub enum Kernel {
     FusedReduce,
     /// Copies the flat parameters into the fused kernel's parameter texture.
     FusedPack,
+    /// Gradient clipping: partial sums of squares of the gradients.
+    ClipPartial,
+    /// Gradient clipping: the global norm and this step's gradient factor.
+    ClipFinish,
+    /// Inverted dropout in place, masks from a counter-based hash.
+    Dropout,
 }
 
 impl Kernel {
@@ -151,6 +165,7 @@ impl Kernel {
         Kernel::AffineForwardBcast,
         Kernel::GradWeightsBcast,
         Kernel::Loss,
+        Kernel::OptTick,
         Kernel::OptUpdate,
         Kernel::Gather,
         Kernel::ReduceAlpha,
@@ -158,6 +173,9 @@ impl Kernel {
         Kernel::FusedMlp,
         Kernel::FusedReduce,
         Kernel::FusedPack,
+        Kernel::ClipPartial,
+        Kernel::ClipFinish,
+        Kernel::Dropout,
     ];
 
     /// A short name (labels, error messages).
@@ -181,6 +199,7 @@ impl Kernel {
             Kernel::AffineForwardBcast => "affine_bcast.forward",
             Kernel::GradWeightsBcast => "affine_bcast_grad.grad_weights",
             Kernel::Loss => "loss.loss",
+            Kernel::OptTick => "optim.tick",
             Kernel::OptUpdate => "optim.update",
             Kernel::Gather => "gather.gather",
             Kernel::ReduceAlpha => "alpha.reduce_alpha",
@@ -188,6 +207,9 @@ impl Kernel {
             Kernel::FusedMlp => "fused_mlp.main",
             Kernel::FusedReduce => "fused_reduce.reduce",
             Kernel::FusedPack => "fused_pack.pack",
+            Kernel::ClipPartial => "clip.partial",
+            Kernel::ClipFinish => "clip.finish",
+            Kernel::Dropout => "dropout.dropout",
         }
     }
 
@@ -212,6 +234,7 @@ impl Kernel {
                 "forward"
             }
             Kernel::Loss => "loss",
+            Kernel::OptTick => "tick",
             Kernel::OptUpdate => "update",
             Kernel::Gather => "gather",
             Kernel::ReduceAlpha => "reduce_alpha",
@@ -219,6 +242,9 @@ impl Kernel {
             Kernel::FusedMlp => "main",
             Kernel::FusedReduce => "reduce",
             Kernel::FusedPack => "pack",
+            Kernel::ClipPartial => "partial",
+            Kernel::ClipFinish => "finish",
+            Kernel::Dropout => "dropout",
         }
     }
 
@@ -240,7 +266,7 @@ impl Kernel {
             Kernel::AffineForwardBcast => AFFINE_BCAST_WGSL,
             Kernel::GradWeightsBcast => AFFINE_BCAST_GRAD_WGSL,
             Kernel::Loss => LOSS_WGSL,
-            Kernel::OptUpdate => OPTIM_WGSL,
+            Kernel::OptTick | Kernel::OptUpdate => OPTIM_WGSL,
             Kernel::Gather => GATHER_WGSL,
             Kernel::ReduceAlpha => ALPHA_WGSL,
             Kernel::Transpose => TRANSPOSE_WGSL,
@@ -253,6 +279,8 @@ impl Kernel {
             }
             Kernel::FusedReduce => crate::gpu::fused::FUSED_REDUCE_WGSL,
             Kernel::FusedPack => crate::gpu::fused::FUSED_PACK_WGSL,
+            Kernel::ClipPartial | Kernel::ClipFinish => CLIP_WGSL,
+            Kernel::Dropout => DROPOUT_WGSL,
         };
         // A file that calls act4()/act_grad4() says so in its header.
         if own.contains("activations.wgsl prepended") {
@@ -299,6 +327,8 @@ impl Kernel {
                 (2, ReadWrite),
                 (3, ReadWrite),
                 (4, Uniform),
+                (5, Read),
+                (6, Read),
             ],
             Kernel::FusedMlp => &[
                 (0, Texture),
@@ -313,6 +343,7 @@ impl Kernel {
             ],
             Kernel::FusedReduce => &[(0, Read), (1, ReadWrite), (2, ReadWrite), (3, Uniform)],
             Kernel::FusedPack => &[(0, Read), (1, WriteTexture), (2, Uniform)],
+            Kernel::OptTick => &[(4, ReadWrite)],
             Kernel::OptUpdate => &[
                 (0, ReadWrite),
                 (1, Read),
@@ -330,6 +361,14 @@ impl Kernel {
                 (5, Uniform),
             ],
             Kernel::Transpose => &[(0, Read), (1, ReadWrite), (2, Uniform)],
+            Kernel::Dropout => &[(0, ReadWrite), (1, Read), (2, Uniform)],
+            Kernel::ClipPartial | Kernel::ClipFinish => &[
+                (0, Read),
+                (1, ReadWrite),
+                (2, ReadWrite),
+                (3, Uniform),
+                (4, Uniform),
+            ],
         }
     }
 

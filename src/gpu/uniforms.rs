@@ -73,7 +73,7 @@ pub struct LossDims {
     pub batch: u32,
     /// Outputs per row.
     pub classes: u32,
-    /// 0: softmax cross-entropy, 1: MSE on one-hot targets.
+    /// `Loss::wgsl_id`: 0 cross-entropy, 1 MSE on one-hot targets, 2 MSE, 3 L1, 4 Huber.
     pub loss_kind: u32,
     /// 1: write dLoss/dlogits and track divergence.
     pub training: u32,
@@ -81,8 +81,8 @@ pub struct LossDims {
     pub row_begin: u32,
     /// End row (exclusive) of this dispatch.
     pub row_end: u32,
-    /// 1 on the last part of a training batch: advance the step counter (unless diverged).
-    pub tick: u32,
+    /// Padding.
+    pub _pad0: u32,
     /// Floats per row of logits and dlogits (the output layer's padded width).
     pub stride: u32,
 }
@@ -107,6 +107,14 @@ pub struct OptParams {
     pub eps: f32,
     /// Weight decay.
     pub weight_decay: f32,
+    /// Gradient clipping by global norm (0: off).
+    pub clip_norm: f32,
+    /// Padding.
+    pub _pad0: u32,
+    /// Padding.
+    pub _pad1: u32,
+    /// Padding.
+    pub _pad2: u32,
 }
 
 /// `TrainState`: the running state shared by `loss.wgsl` and `optim.wgsl`.
@@ -129,6 +137,14 @@ pub struct TrainState {
     pub count: u32,
     /// Padding.
     pub _pad0: u32,
+    /// Regression: Σ squared error over outputs and samples, in the targets' units.
+    pub sq_err: f32,
+    /// Regression: Σ absolute error over outputs and samples, in the targets' units.
+    pub abs_err: f32,
+    /// Gradient clipping: this step's factor, written by `clip.wgsl`.
+    pub grad_scale: f32,
+    /// Padding.
+    pub _pad2: u32,
 }
 
 impl TrainState {
@@ -144,6 +160,44 @@ impl TrainState {
 
 /// Byte offset of `loss_sum` in `TrainState`: metrics are cleared from here on.
 pub const METRICS_OFFSET: u64 = offset_of!(TrainState, loss_sum) as u64;
+/// Size of `TrainState` in bytes.
+pub const STATE_BYTES: u64 = size_of::<TrainState>() as u64;
+
+/// `ClipDims`: the blocks of gradient clipping's sum of squares.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct ClipDims {
+    /// Gradients.
+    pub n: u32,
+    /// Gradients per workgroup of the partial sums.
+    pub per_group: u32,
+    /// Workgroups (partial sums).
+    pub groups: u32,
+    /// Padding.
+    pub _pad0: u32,
+}
+
+/// `DropoutDims`: inverted dropout on `n` values of hidden layer `layer`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct DropoutDims {
+    /// Values (batch × width).
+    pub n: u32,
+    /// Hidden layer index (part of the mask's hash).
+    pub layer: u32,
+    /// `dropout::mask_seed` of the model seed.
+    pub seed: u32,
+    /// Drop probability.
+    pub p: f32,
+    /// 1 / (1 − p).
+    pub scale: f32,
+    /// Padding.
+    pub _pad0: u32,
+    /// Padding.
+    pub _pad1: u32,
+    /// Padding.
+    pub _pad2: u32,
+}
 
 /// `GatherDims`: a batch gather from one row chunk of a dataset.
 #[repr(C)]
@@ -330,20 +384,40 @@ pub const MIRRORS: &[Mirror] = &[
         "LossDims",
         LossDims,
         [
-            batch, classes, loss_kind, training, row_begin, row_end, tick, stride
+            batch, classes, loss_kind, training, row_begin, row_end, _pad0, stride
         ]
     ),
     mirror!(
         "OptParams",
         OptParams,
-        [n, kind, lr, momentum, beta1, beta2, eps, weight_decay]
+        [
+            n,
+            kind,
+            lr,
+            momentum,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            clip_norm,
+            _pad0,
+            _pad1,
+            _pad2
+        ]
     ),
     mirror!(
         "TrainState",
         TrainState,
         [
-            step, diverged, bad_step, bad_loss, loss_sum, correct, count, _pad0
+            step, diverged, bad_step, bad_loss, loss_sum, correct, count, _pad0, sq_err, abs_err,
+            grad_scale, _pad2
         ]
+    ),
+    mirror!("ClipDims", ClipDims, [n, per_group, groups, _pad0]),
+    mirror!(
+        "DropoutDims",
+        DropoutDims,
+        [n, layer, seed, p, scale, _pad0, _pad1, _pad2]
     ),
     mirror!(
         "GatherDims",

@@ -97,7 +97,14 @@ pub fn decide(
     choice: KernelChoice,
 ) -> Result<KernelDecision> {
     let layered = |note| KernelDecision { fused: None, note };
-    match (choice, FusedMlp::fits(ctx, config)) {
+    let fits = match config.task {
+        // The trainer's fused path gathers class labels; float targets train layered.
+        crate::config::Task::Regress => {
+            Err("the fused trainer gathers class labels, not regression targets".to_string())
+        }
+        _ => FusedMlp::fits(ctx, config),
+    };
+    match (choice, fits) {
         (KernelChoice::Layered, _) => Ok(layered(None)),
         (KernelChoice::Fused, Ok(shape)) => Ok(KernelDecision {
             fused: Some(shape),

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::dataset::GpuDataset;
 use crate::gpu::kernels::{Dispatch, Kernel, PipelineKey};
-use crate::gpu::uniforms::{GatherDims, METRICS_OFFSET, TrainState};
+use crate::gpu::uniforms::{GatherDims, METRICS_OFFSET, STATE_BYTES, TrainState};
 use crate::optim::OptimizerState;
 
 /// Invocations per workgroup of gather.wgsl.
@@ -162,14 +162,21 @@ impl<'c> FusedMlp<'c> {
 
     /// Records the zeroing of the running training and evaluation metrics.
     pub fn encode_reset_metrics(&self, enc: &mut wgpu::CommandEncoder) {
-        enc.clear_buffer(&self.state, METRICS_OFFSET, Some(32 - METRICS_OFFSET));
-        enc.clear_buffer(&self.eval_state, METRICS_OFFSET, Some(32 - METRICS_OFFSET));
+        let len = Some(STATE_BYTES - METRICS_OFFSET);
+        enc.clear_buffer(&self.state, METRICS_OFFSET, len);
+        enc.clear_buffer(&self.eval_state, METRICS_OFFSET, len);
     }
 
     /// Records a copy of both states into one buffer, so one readback returns both.
     pub fn encode_snapshot_states(&self, enc: &mut wgpu::CommandEncoder) {
-        enc.copy_buffer_to_buffer(&self.state, 0, &self.state_pair, 0, 32);
-        enc.copy_buffer_to_buffer(&self.eval_state, 0, &self.state_pair, 32, 32);
+        enc.copy_buffer_to_buffer(&self.state, 0, &self.state_pair, 0, STATE_BYTES);
+        enc.copy_buffer_to_buffer(
+            &self.eval_state,
+            0,
+            &self.state_pair,
+            STATE_BYTES,
+            STATE_BYTES,
+        );
     }
 
     /// Reads the (training, evaluation) states copied by [`Self::encode_snapshot_states`].

@@ -123,6 +123,8 @@ pub struct FusedMlp<'c> {
     reduce_pipe: Arc<wgpu::ComputePipeline>,
     update_pipe: Arc<wgpu::ComputePipeline>,
     pack_pipe: Arc<wgpu::ComputePipeline>,
+    /// The optimizer's hyper-parameters (the learning rate changes with a schedule).
+    opt_uniform: wgpu::Buffer,
     opt_bind: wgpu::BindGroup,
     pack_bind: wgpu::BindGroup,
     plans: HashMap<(usize, plan::Mode, bool), plan::Plan>,

@@ -8,7 +8,7 @@ use crate::config::{Loss, MlpConfig};
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::{Kernel, PipelineKey};
-use crate::gpu::uniforms::{METRICS_OFFSET, OptParams, PackDims, TrainState};
+use crate::gpu::uniforms::{METRICS_OFFSET, OptParams, PackDims, STATE_BYTES, TrainState};
 use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::reference::{BatchLoss, check_batch};
 
@@ -55,6 +55,12 @@ impl<'c> FusedMlp<'c> {
         optimizer.validate()?;
         if max_batch == 0 {
             return Err(Error::config("batch size", "must be at least 1 (got 0)"));
+        }
+        if optimizer.clip_norm > 0.0 {
+            return Err(Error::config(
+                "gradient clipping",
+                "the fused kernel does not clip gradients; use the layered path (--kernel layered) for --clip-grad-norm",
+            ));
         }
         let n = config.n_params();
         if params.len() != n {
@@ -157,8 +163,8 @@ impl<'c> FusedMlp<'c> {
         let grads = ctx.storage_zeroed("fused grads", bytes(n));
         let moment1 = ctx.storage_zeroed("fused moment1", bytes(n));
         let moment2 = ctx.storage_zeroed("fused moment2", bytes(n));
-        let state = ctx.storage_zeroed("fused train_state", 32);
-        let eval_state = ctx.storage_zeroed("fused eval_state", 32);
+        let state = ctx.storage_zeroed("fused train_state", STATE_BYTES);
+        let eval_state = ctx.storage_zeroed("fused eval_state", STATE_BYTES);
         let xb = ctx.storage_zeroed("fused xb", bytes(max_batch * config.input));
         let labels = ctx.storage_zeroed("fused labels", bytes(max_batch));
         let targets = ctx.storage_zeroed("fused targets", bytes(max_batch * config.output));
@@ -177,6 +183,10 @@ impl<'c> FusedMlp<'c> {
                 beta2: optimizer.beta2,
                 eps: optimizer.eps,
                 weight_decay: optimizer.weight_decay,
+                clip_norm: 0.0,
+                _pad0: 0,
+                _pad1: 0,
+                _pad2: 0,
             },
         );
         let opt_bind = ctx.bind_group(
@@ -217,10 +227,11 @@ impl<'c> FusedMlp<'c> {
             partials,
             rows,
             net,
+            opt_uniform,
             opt_bind,
             plans: HashMap::new(),
             idx: ctx.storage_zeroed("fused batch indices", bytes(max_batch)),
-            state_pair: ctx.storage_zeroed("fused state pair", 64),
+            state_pair: ctx.storage_zeroed("fused state pair", 2 * STATE_BYTES),
             gathers: HashMap::new(),
         };
         model.submit_pack();
@@ -302,13 +313,7 @@ impl<'c> FusedMlp<'c> {
     fn read_gradients(&self) -> Result<(BatchLoss<f32>, Vec<f32>)> {
         let s: TrainState = self.ctx.read(&self.eval_state, 1)?[0];
         let grads = self.ctx.read(&self.grads, self.config.n_params())?;
-        Ok((
-            BatchLoss {
-                loss: s.mean_loss(),
-                correct: s.correct as usize,
-            },
-            grads,
-        ))
+        Ok((BatchLoss::from_state(&s), grads))
     }
 
     /// Mean loss, correct count and the gradient of the mean loss w.r.t. every parameter
@@ -346,10 +351,7 @@ impl<'c> FusedMlp<'c> {
                 loss: s.bad_loss,
             });
         }
-        Ok(BatchLoss {
-            loss: s.mean_loss(),
-            correct: s.correct as usize,
-        })
+        Ok(BatchLoss::from_state(&s))
     }
 
     /// One optimizer step on a labelled batch given on the host (three dispatches, one
@@ -382,10 +384,7 @@ impl<'c> FusedMlp<'c> {
         self.upload(x, Some(labels), batch)?;
         self.run(batch, Mode::Eval, false, Some(false))?;
         let s: TrainState = self.ctx.read(&self.eval_state, 1)?[0];
-        Ok(BatchLoss {
-            loss: s.mean_loss(),
-            correct: s.correct as usize,
-        })
+        Ok(BatchLoss::from_state(&s))
     }
 
     /// Uploads a labelled batch for [`Self::encode_train_steps`] (benchmarks).
@@ -414,6 +413,22 @@ impl<'c> FusedMlp<'c> {
         for _ in 0..steps {
             self.encode(&mut pass, batch, mode, false);
         }
+        Ok(())
+    }
+
+    /// Sets the learning rate of the following steps (for a schedule, between epochs).
+    pub fn set_lr(&mut self, lr: f32) -> Result<()> {
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(Error::config(
+                "learning rate",
+                format!("{lr} must be a finite number >= 0"),
+            ));
+        }
+        self.optimizer.lr = lr;
+        let offset = std::mem::offset_of!(OptParams, lr) as u64;
+        self.ctx
+            .queue
+            .write_buffer(&self.opt_uniform, offset, bytemuck::bytes_of(&lr));
         Ok(())
     }
 
@@ -450,7 +465,11 @@ impl<'c> FusedMlp<'c> {
     /// Clears the running training metrics (loss sum, correct and sample counts).
     pub fn reset_metrics(&self) {
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-        enc.clear_buffer(&self.state, METRICS_OFFSET, Some(32 - METRICS_OFFSET));
+        enc.clear_buffer(
+            &self.state,
+            METRICS_OFFSET,
+            Some(STATE_BYTES - METRICS_OFFSET),
+        );
         self.ctx.queue.submit([enc.finish()]);
     }
 

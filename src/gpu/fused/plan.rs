@@ -4,7 +4,9 @@ use super::{FusedMlp, MAX_LAYERS};
 use crate::config::{Layer, Loss};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::Kernel;
-use crate::gpu::uniforms::{FusedDims, FusedLayer, FusedLayers, METRICS_OFFSET, ReduceDims};
+use crate::gpu::uniforms::{
+    FusedDims, FusedLayer, FusedLayers, METRICS_OFFSET, ReduceDims, STATE_BYTES,
+};
 
 /// Bits of `FusedDims.flags` (fused_mlp.wgsl).
 pub(super) const FLAG_GRADS: u32 = 1;
@@ -97,7 +99,8 @@ impl<'c> FusedMlp<'c> {
                 flags,
                 loss_kind: match self.config.loss {
                     Loss::CrossEntropy => 0,
-                    Loss::Mse => 1,
+                    // L1 and Huber are refused by FusedShape::for_model.
+                    _ => 1,
                 },
                 inv_batch: 1.0 / batch as f32,
                 metrics_at: self.config.n_params().div_ceil(4) as u32 * 4,
@@ -212,7 +215,11 @@ impl<'c> FusedMlp<'c> {
         self.ensure_plan(batch, mode, targets)?;
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
         match clear {
-            Some(true) => enc.clear_buffer(&self.state, METRICS_OFFSET, Some(32 - METRICS_OFFSET)),
+            Some(true) => enc.clear_buffer(
+                &self.state,
+                METRICS_OFFSET,
+                Some(STATE_BYTES - METRICS_OFFSET),
+            ),
             Some(false) => enc.clear_buffer(&self.eval_state, 0, None),
             None => {}
         }

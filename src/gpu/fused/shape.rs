@@ -96,6 +96,21 @@ impl FusedShape {
         if config.hidden.is_empty() {
             return Err("a linear model (no hidden layer) has nothing to fuse".into());
         }
+        if !matches!(
+            config.loss,
+            crate::config::Loss::CrossEntropy | crate::config::Loss::Mse
+        ) {
+            return Err(format!(
+                "the fused kernel computes cross-entropy and MSE only, not {}",
+                config.loss
+            ));
+        }
+        if config.dropout > 0.0 {
+            return Err(format!(
+                "the fused kernel has no dropout (--dropout {})",
+                config.dropout
+            ));
+        }
         let widest = config.hidden.iter().copied().max().unwrap_or(0);
         if widest > MAX_HIDDEN {
             return Err(format!(

@@ -14,14 +14,14 @@ mod plan;
 
 use std::collections::HashMap;
 
-use crate::config::{Layer, MlpConfig};
+use crate::config::{Layer, MlpConfig, Task};
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::matmul::MatmulVariant;
 use crate::gpu::tune;
-use crate::gpu::uniforms::{METRICS_OFFSET, OptParams};
+use crate::gpu::uniforms::{METRICS_OFFSET, OptParams, STATE_BYTES};
 use crate::optim::{OptimizerConfig, OptimizerState};
-use crate::reference::{BatchLoss, check_batch};
+use crate::reference::{BatchLoss, Target, check_target};
 
 pub use crate::gpu::uniforms::TrainState;
 
@@ -50,12 +50,18 @@ pub struct GpuMlp<'c> {
     opt_uniform: wgpu::Buffer,
     xb: wgpu::Buffer,
     yb: wgpu::Buffer,
+    /// Regression targets of the batch `[max_batch × output]` (4 bytes for classification).
+    tb: wgpu::Buffer,
+    /// Per-output scale of the regression error metrics (the targets' std, or 1).
+    target_scale: wgpu::Buffer,
     idx: wgpu::Buffer,
     z: Vec<wgpu::Buffer>,
     y: Vec<wgpu::Buffer>,
     dz: Vec<wgpu::Buffer>,
     /// grad_input's partial sums of dα, one per invocation of its largest grid.
     partials: wgpu::Buffer,
+    /// Gradient clipping's partial sums of squares (one per workgroup).
+    clip_partials: wgpu::Buffer,
     /// The forward and dW/db core of each layer.
     variants: Vec<MatmulVariant>,
     /// The forward core that computes dZ of the layer before each layer.
@@ -153,9 +159,9 @@ impl<'c> GpuMlp<'c> {
             grads: ctx.storage_zeroed("grads", bytes(n)),
             moment1: ctx.storage_zeroed("moment1", bytes(n)),
             moment2: ctx.storage_zeroed("moment2", bytes(n)),
-            state: ctx.storage_zeroed("train_state", 32),
-            eval_state: ctx.storage_zeroed("eval_state", 32),
-            state_pair: ctx.storage_zeroed("state_pair", 64),
+            state: ctx.storage_zeroed("train_state", STATE_BYTES),
+            eval_state: ctx.storage_zeroed("eval_state", STATE_BYTES),
+            state_pair: ctx.storage_zeroed("state_pair", 2 * STATE_BYTES),
             opt_uniform: ctx.uniform(
                 "optimizer",
                 &OptParams {
@@ -167,15 +173,25 @@ impl<'c> GpuMlp<'c> {
                     beta2: optimizer.beta2,
                     eps: optimizer.eps,
                     weight_decay: optimizer.weight_decay,
+                    clip_norm: optimizer.clip_norm,
+                    _pad0: 0,
+                    _pad1: 0,
+                    _pad2: 0,
                 },
             ),
             xb: act_buf("xb", config.input),
             yb: ctx.storage_zeroed("yb", bytes(max_batch)),
+            tb: match config.task {
+                Task::Regress => act_buf("tb", config.output),
+                Task::Classify => ctx.storage_zeroed("tb", 4),
+            },
+            target_scale: ctx.storage_from("target_scale", &vec![1.0f32; config.output]),
             idx: ctx.storage_zeroed("batch_indices", bytes(max_batch)),
             z: layers.iter().map(|l| act_buf("z", l.fan_out)).collect(),
             y: layers.iter().map(|l| act_buf("y", l.fan_out)).collect(),
             dz: layers.iter().map(|l| act_buf("dz", l.fan_out)).collect(),
             partials: ctx.storage_zeroed("alpha_partials", bytes(partials_len)),
+            clip_partials: ctx.storage_zeroed("clip_partials", bytes(plan::clip_groups(n).max(1))),
             layers,
             layout,
             variants,
@@ -249,17 +265,41 @@ impl<'c> GpuMlp<'c> {
         Ok(())
     }
 
-    fn upload_batch(&mut self, x: &[f32], labels: Option<&[u32]>, batch: usize) -> Result<()> {
-        check_batch(&self.config, x.len(), labels, batch)?;
+    fn upload_batch(&mut self, x: &[f32], target: Option<Target>, batch: usize) -> Result<()> {
+        check_target(&self.config, x.len(), target, batch)?;
         self.ensure_plan(batch)?;
         self.ctx
             .queue
             .write_buffer(&self.xb, 0, bytemuck::cast_slice(x));
-        if let Some(labels) = labels {
-            self.ctx
-                .queue
-                .write_buffer(&self.yb, 0, bytemuck::cast_slice(labels));
+        match target {
+            Some(Target::Labels(labels)) => {
+                self.ctx
+                    .queue
+                    .write_buffer(&self.yb, 0, bytemuck::cast_slice(labels));
+            }
+            Some(Target::Values(values)) => {
+                self.ctx
+                    .queue
+                    .write_buffer(&self.tb, 0, bytemuck::cast_slice(values));
+            }
+            None => {}
         }
+        Ok(())
+    }
+
+    /// Sets the per-output scale of the regression error metrics (MSE, MAE): the std of each
+    /// standardised target, so the metrics come back in the targets' own units.
+    pub fn set_target_scale(&self, scale: &[f32]) -> Result<()> {
+        if scale.len() != self.config.output {
+            return Err(Error::shape(
+                "target scale",
+                self.config.output,
+                scale.len(),
+            ));
+        }
+        self.ctx
+            .queue
+            .write_buffer(&self.target_scale, 0, bytemuck::cast_slice(scale));
         Ok(())
     }
 
@@ -290,7 +330,17 @@ impl<'c> GpuMlp<'c> {
         labels: &[u32],
         batch: usize,
     ) -> Result<(BatchLoss<f32>, Vec<f32>)> {
-        self.upload_batch(x, Some(labels), batch)?;
+        self.loss_and_gradients_for(x, Target::Labels(labels), batch)
+    }
+
+    /// [`Self::loss_and_gradients`] for class labels or regression targets.
+    pub fn loss_and_gradients_for(
+        &mut self,
+        x: &[f32],
+        target: Target,
+        batch: usize,
+    ) -> Result<(BatchLoss<f32>, Vec<f32>)> {
+        self.upload_batch(x, Some(target), batch)?;
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
         enc.clear_buffer(&self.eval_state, 0, None);
         {
@@ -305,13 +355,7 @@ impl<'c> GpuMlp<'c> {
         let grads = self
             .layout
             .to_host(&self.ctx.read(&self.grads, self.layout.len)?);
-        Ok((
-            BatchLoss {
-                loss: s.mean_loss(),
-                correct: s.correct as usize,
-            },
-            grads,
-        ))
+        Ok((BatchLoss::from_state(&s), grads))
     }
 
     /// One optimizer step on a batch given on the host (one encoder, one submit). Returns the
@@ -322,9 +366,23 @@ impl<'c> GpuMlp<'c> {
         labels: &[u32],
         batch: usize,
     ) -> Result<BatchLoss<f32>> {
-        self.upload_batch(x, Some(labels), batch)?;
+        self.train_step_for(x, Target::Labels(labels), batch)
+    }
+
+    /// [`Self::train_step`] for class labels or regression targets.
+    pub fn train_step_for(
+        &mut self,
+        x: &[f32],
+        target: Target,
+        batch: usize,
+    ) -> Result<BatchLoss<f32>> {
+        self.upload_batch(x, Some(target), batch)?;
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-        enc.clear_buffer(&self.state, METRICS_OFFSET, Some(32 - METRICS_OFFSET));
+        enc.clear_buffer(
+            &self.state,
+            METRICS_OFFSET,
+            Some(STATE_BYTES - METRICS_OFFSET),
+        );
         {
             let plan = &self.plans[&batch];
             let mut pass = encode::begin_pass(&mut enc, "train step");
@@ -342,10 +400,24 @@ impl<'c> GpuMlp<'c> {
                 loss: s.bad_loss,
             });
         }
-        Ok(BatchLoss {
-            loss: s.mean_loss(),
-            correct: s.correct as usize,
-        })
+        Ok(BatchLoss::from_state(&s))
+    }
+
+    /// Sets the learning rate of the following steps (a learning-rate schedule calls it
+    /// between epochs): one write into the optimizer's uniform, applied at the next submit.
+    pub fn set_lr(&mut self, lr: f32) -> Result<()> {
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(Error::config(
+                "learning rate",
+                format!("{lr} must be a finite number >= 0"),
+            ));
+        }
+        self.optimizer.lr = lr;
+        let offset = std::mem::offset_of!(OptParams, lr) as u64;
+        self.ctx
+            .queue
+            .write_buffer(&self.opt_uniform, offset, bytemuck::bytes_of(&lr));
+        Ok(())
     }
 
     /// The training state (step counter, divergence flag, running metrics).

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use crate::config::{Layer, Loss};
+use crate::config::{Layer, Task};
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::dataset::GpuDataset;
 use crate::gpu::kernels::{Dispatch, Kernel, PipelineKey};
 use crate::gpu::matmul::{self, ForwardOperands, GRAD_INPUT_WORKGROUP};
-use crate::gpu::uniforms::{AlphaDims, GatherDims, LayerDims, LossDims};
+use crate::gpu::uniforms::{AlphaDims, ClipDims, DropoutDims, GatherDims, LayerDims, LossDims};
 
 use super::GpuMlp;
 
@@ -17,6 +17,14 @@ use super::GpuMlp;
 const LOSS_WORKGROUP: usize = 256;
 /// Invocations per workgroup of the optimizer update and the gather.
 const FLAT_WORKGROUP: u32 = 256;
+/// Gradients per workgroup of gradient clipping's partial sums (each invocation sums
+/// CLIP_PER_GROUP / 256 = 64 of them).
+const CLIP_PER_GROUP: usize = 256 * 64;
+
+/// Workgroups (partial sums) of gradient clipping over `n` gradients.
+pub(super) fn clip_groups(n: usize) -> usize {
+    n.div_ceil(CLIP_PER_GROUP)
+}
 
 /// Which running state and mode the loss kernel uses.
 #[derive(Clone, Copy)]
@@ -79,9 +87,9 @@ impl GpuMlp<'_> {
         let mut plan = Plan {
             forward_train: Vec::new(),
             forward_eval: Vec::new(),
-            loss_train: self.loss_dispatches(batch, &self.state, 1, true)?,
-            loss_eval: self.loss_dispatches(batch, &self.eval_state, 0, false)?,
-            loss_grad_only: self.loss_dispatches(batch, &self.eval_state, 1, false)?,
+            loss_train: self.loss_dispatches(batch, &self.state, 1)?,
+            loss_eval: self.loss_dispatches(batch, &self.eval_state, 0)?,
+            loss_grad_only: self.loss_dispatches(batch, &self.eval_state, 1)?,
             backward: Vec::new(),
         };
         for (l, layer) in self.layers.iter().enumerate() {
@@ -103,6 +111,10 @@ impl GpuMlp<'_> {
                     },
                     false,
                 )?);
+            }
+            if self.config.dropout > 0.0 && l + 1 < self.layers.len() {
+                let d = self.dropout_dispatch(&self.y[l], batch * layer.fan_out, l)?;
+                plan.forward_train.push(d);
             }
         }
         for l in (0..self.layers.len()).rev() {
@@ -165,9 +177,42 @@ impl GpuMlp<'_> {
                     },
                     true,
                 )?);
+                if self.config.dropout > 0.0 {
+                    // dZ_prev = (dZ·Wᵀ ⊙ mask·scale) ⊙ act'(Z_prev): the mask commutes.
+                    out.push(self.dropout_dispatch(
+                        &self.dz[l - 1],
+                        batch * prev.fan_out,
+                        l - 1,
+                    )?);
+                }
             }
         }
         Ok(out)
+    }
+
+    /// Inverted dropout in place on `n` values of hidden layer `layer` (its Y or its dZ).
+    fn dropout_dispatch(&self, buf: &wgpu::Buffer, n: usize, layer: usize) -> Result<Dispatch> {
+        let ctx = self.ctx;
+        let p = self.config.dropout;
+        let dims = ctx.uniform(
+            "dropout",
+            &DropoutDims {
+                n: n as u32,
+                layer: layer as u32,
+                seed: crate::dropout::mask_seed(self.config.seed),
+                p,
+                scale: crate::dropout::scale(p),
+                _pad0: 0,
+                _pad1: 0,
+                _pad2: 0,
+            },
+        );
+        Ok(Dispatch::new(
+            Kernel::Dropout,
+            ctx.pipeline(&PipelineKey::new(Kernel::Dropout))?,
+            ctx.bind_group(Kernel::Dropout, &[(0, buf), (1, &self.state), (2, &dims)]),
+            flat_grid(ctx, "dropout", n)?,
+        ))
     }
 
     fn reduce_alpha_dispatch(
@@ -205,14 +250,12 @@ impl GpuMlp<'_> {
     }
 
     /// The loss over a batch in parts of rows, so no invocation's loops run past
-    /// `max_loop_trip` (each row costs about 3 × classes iterations). With `tick`, the last
-    /// part advances the optimizer's step counter.
+    /// `max_loop_trip` (each row costs about 3 × classes iterations).
     fn loss_dispatches(
         &self,
         batch: usize,
         state: &wgpu::Buffer,
         training: u32,
-        tick: bool,
     ) -> Result<Vec<Dispatch>> {
         let ctx = self.ctx;
         let classes = self.config.output;
@@ -229,14 +272,11 @@ impl GpuMlp<'_> {
                 &LossDims {
                     batch: batch as u32,
                     classes: classes as u32,
-                    loss_kind: match self.config.loss {
-                        Loss::CrossEntropy => 0,
-                        Loss::Mse => 1,
-                    },
+                    loss_kind: self.config.loss.wgsl_id(self.config.task),
                     training,
                     row_begin: begin as u32,
                     row_end: (begin + rows_per_part).min(batch) as u32,
-                    tick: u32::from(tick && begin + rows_per_part >= batch),
+                    _pad0: 0,
                     stride: self.layout.output_stride() as u32,
                 },
             );
@@ -248,6 +288,8 @@ impl GpuMlp<'_> {
                     (2, &self.dz[last]),
                     (3, state),
                     (4, &uniform),
+                    (5, &self.tb),
+                    (6, &self.target_scale),
                 ],
             );
             out.push(Dispatch::new(
@@ -260,9 +302,62 @@ impl GpuMlp<'_> {
         Ok(out)
     }
 
-    /// The optimizer update over the flat parameter buffer (the loss advanced its step).
+    /// Gradient clipping's two dispatches: partial sums of squares, then the factor.
+    fn clip_dispatches(&self) -> Result<Vec<Dispatch>> {
+        let ctx = self.ctx;
+        // Over the device buffer: its gaps and padding hold zero gradients.
+        let n = self.layout.len;
+        let groups = clip_groups(n).max(1);
+        ctx.check_loop_trip(
+            "the gradient-norm reduction",
+            (groups / 256 + 16) as u64,
+            "use fewer parameters",
+        )?;
+        let dims = ctx.uniform(
+            "clip",
+            &ClipDims {
+                n: n as u32,
+                per_group: CLIP_PER_GROUP as u32,
+                groups: groups as u32,
+                _pad0: 0,
+            },
+        );
+        let bindings = [
+            (0, &self.grads),
+            (1, &self.clip_partials),
+            (2, &self.state),
+            (3, &self.opt_uniform),
+            (4, &dims),
+        ];
+        let (x, y) = ctx.grid_1d(groups as u32);
+        if y > ctx.max_workgroups_per_dim {
+            return Err(Error::shape("gradient clipping", "fewer parameters", n));
+        }
+        Ok(vec![
+            Dispatch::new(
+                Kernel::ClipPartial,
+                ctx.pipeline(&PipelineKey::new(Kernel::ClipPartial))?,
+                ctx.bind_group(Kernel::ClipPartial, &bindings),
+                (x, y, 1),
+            ),
+            Dispatch::new(
+                Kernel::ClipFinish,
+                ctx.pipeline(&PipelineKey::new(Kernel::ClipFinish))?,
+                ctx.bind_group(Kernel::ClipFinish, &bindings),
+                (1, 1, 1),
+            ),
+        ])
+    }
+
+    /// The optimizer's tick and update over the flat parameter buffer (after gradient
+    /// clipping's two dispatches when it is on).
     pub(super) fn update_dispatches(&self) -> Result<Vec<Dispatch>> {
         let ctx = self.ctx;
+        let mut out = if self.optimizer.clip_norm > 0.0 {
+            self.clip_dispatches()?
+        } else {
+            Vec::new()
+        };
         let update = Dispatch::new(
             Kernel::OptUpdate,
             ctx.pipeline(&PipelineKey::new(Kernel::OptUpdate))?,
@@ -279,7 +374,14 @@ impl GpuMlp<'_> {
             ),
             flat_grid(ctx, "optimizer update", self.layout.len)?,
         );
-        Ok(vec![update])
+        let tick = Dispatch::new(
+            Kernel::OptTick,
+            ctx.pipeline(&PipelineKey::new(Kernel::OptTick))?,
+            ctx.bind_group(Kernel::OptTick, &[(4, &self.state)]),
+            (1, 1, 1),
+        );
+        out.extend([tick, update]);
+        Ok(out)
     }
 
     /// The gather of `batch` rows from `data` into this model's input (one dispatch per row
@@ -290,6 +392,19 @@ impl GpuMlp<'_> {
                 "dataset features",
                 format!("{} features (the model's input width)", self.config.input),
                 data.n_features,
+            ));
+        }
+        let regress = self.config.task == Task::Regress;
+        if regress != (data.n_targets > 0) || (regress && data.n_targets != self.config.output) {
+            return Err(Error::shape(
+                "dataset targets",
+                match self.config.task {
+                    Task::Regress => {
+                        format!("{} regression targets per sample", self.config.output)
+                    }
+                    Task::Classify => "class labels (a classification model)".to_string(),
+                },
+                format!("{} target columns", data.n_targets),
             ));
         }
         if data.n_classes > self.config.output {
@@ -305,15 +420,24 @@ impl GpuMlp<'_> {
         let ctx = self.ctx;
         let pipeline = ctx.pipeline(&PipelineKey::new(Kernel::Gather))?;
         let grid = flat_grid(ctx, "batch gather", batch * data.n_features)?;
-        let dispatches = data
+        let target_grid = flat_grid(ctx, "target gather", batch * data.n_targets.max(1))?;
+        // The features into xb; for regression the same gather copies the targets into tb.
+        let sources = data
             .chunks
             .iter()
-            .map(|(features, start, end)| {
+            .map(|c| (c, data.n_features, &self.xb, grid))
+            .chain(
+                data.target_chunks
+                    .iter()
+                    .map(|c| (c, data.n_targets, &self.tb, target_grid)),
+            );
+        let dispatches = sources
+            .map(|((values, start, end), width, out, grid)| {
                 let dims = ctx.uniform(
                     "gather",
                     &GatherDims {
                         batch: batch as u32,
-                        n_features: data.n_features as u32,
+                        n_features: width as u32,
                         row_start: *start,
                         row_end: *end,
                     },
@@ -321,10 +445,10 @@ impl GpuMlp<'_> {
                 let group = ctx.bind_group(
                     Kernel::Gather,
                     &[
-                        (0, features),
+                        (0, values),
                         (1, &data.labels),
                         (2, &self.idx),
-                        (3, &self.xb),
+                        (3, out),
                         (4, &self.yb),
                         (5, &dims),
                     ],
