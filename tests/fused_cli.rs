@@ -102,6 +102,31 @@ fn kernel_fused_on_a_model_that_does_not_fit_is_a_clear_error() {
         ],
         &["--kernel", "fused", "129", "--kernel layered"],
     );
+    // What the kernel does not do: dropout, gradient clipping.
+    assert_refused_early(
+        &[
+            "train",
+            "--kernel",
+            "fused",
+            "--dropout",
+            "0.2",
+            "--epochs",
+            "1",
+        ],
+        &["--kernel", "dropout"],
+    );
+    assert_refused_early(
+        &[
+            "train",
+            "--kernel",
+            "fused",
+            "--clip-grad-norm",
+            "1",
+            "--epochs",
+            "1",
+        ],
+        &["--kernel", "clip"],
+    );
     assert_refused_early(
         &["train", "--kernel", "fast", "--epochs", "1"],
         &["--kernel", "auto, fused or layered"],

@@ -102,6 +102,9 @@ pub fn decide(
         crate::config::Task::Regress => {
             Err("the fused trainer gathers class labels, not regression targets".to_string())
         }
+        _ if optimizer.clip_norm > 0.0 => {
+            Err("the fused kernel does not clip gradients (--clip-grad-norm)".to_string())
+        }
         _ => FusedMlp::fits(ctx, config),
     };
     match (choice, fits) {
