@@ -1,8 +1,8 @@
 // fused_mlp.wgsl: the fixed part of the fully fused MLP kernel (forward, loss, backward and
 // per-slot parameter gradients of a whole narrow network in one dispatch).
 //
-// SNIPPET, with activations.wgsl prepended (the host does it) for the activation helpers, and
-// followed by the generated part (src/gpu/fused/codegen.rs): the shape constants, the private
+// SNIPPET, with structs.wgsl prepended (FusedDims, FusedLayers) and activations.wgsl prepended
+// for the activation helpers (the host does both), and followed by the generated part (src/gpu/fused/codegen.rs): the shape constants, the private
 // row store and the entry point `main`, whose loops are unrolled for one model shape. Read the
 // design in the module doc of src/gpu/fused/mod.rs.
 //
@@ -36,38 +36,6 @@ const FLAG_OUTPUTS: u32 = 4u;  // write the outputs
 const FLAG_TARGETS: u32 = 8u;  // MSE against `targets` instead of one-hot labels
 
 const LOSS_CE: u32 = 0u;
-
-struct FusedDims {
-    batch: u32,
-    chunk_rows: u32,  // rows per chunk
-    chunks: u32,      // ceil(batch / chunk_rows)
-    slots: u32,       // row groups dispatched, one per chunk
-    stride: u32,      // floats per slot in `partials`
-    flags: u32,
-    loss_kind: u32,   // 0 softmax cross-entropy, 1 MSE
-    inv_batch: f32,   // 1 / batch: the loss is a mean over the batch
-    metrics_at: u32,  // offset of a slot's metrics (loss sum, correct, rows) in its row;
-                      // S floats of scratch for masked writes follow them
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-// One affine layer; `act` and `act_p` are those of Activation::wgsl_id / param.
-struct FusedLayer {
-    w_offset: u32,
-    b_offset: u32,
-    alpha_offset: u32,
-    act: u32,
-    act_p: f32,
-    fan_in: u32,
-    fan_out: u32,
-    learned: u32,     // 1: the activation parameter is params[alpha_offset] (learned pReLU α)
-}
-
-struct FusedLayers {
-    l: array<FusedLayer, 16>,
-}
 
 // Row width of the parameter texture (fused_pack.wgsl writes it from the flat parameters).
 const TEX_WIDTH: u32 = 4096u;

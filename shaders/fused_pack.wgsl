@@ -7,6 +7,8 @@
 // kernel reads weights as texels because a texel fetch compiles to straight-line code on
 // lavapipe, where a storage load of a lane-dependent address becomes a loop over the lanes.
 //
+// structs.wgsl prepended (PackDims).
+//
 // Bindings (group 0), entry `pack`
 //   0 params: array<f32>                          read   flat parameters
 //   1 wtex:   texture_storage_2d<r32float, write>
@@ -14,13 +16,6 @@
 
 const WG: u32 = 64u;
 const TEX_WIDTH: u32 = 4096u;
-
-struct PackDims {
-    n: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
 
 @group(0) @binding(0) var<storage, read> params: array<f32>;
 @group(0) @binding(1) var wtex: texture_storage_2d<r32float, write>;

@@ -9,7 +9,7 @@
 // otherwise the step counter advances. So a training step is three dispatches: fused, this,
 // and optim.wgsl's `update`.
 //
-// Needs structs.wgsl prepended (the host does it): TrainState is the shared one.
+// structs.wgsl prepended (ReduceDims, TrainState).
 //
 // Bindings (group 0), entry `reduce`
 //   0 partials: array<vec4<f32>>  read        [slots × stride / 4]
@@ -21,17 +21,6 @@ const WG: u32 = 64u;
 const RED_GRADS: u32 = 1u;    // sum the gradients
 const RED_METRICS: u32 = 2u;  // add the metrics to the state
 const RED_TRAIN: u32 = 4u;    // training batch: divergence check and step tick
-
-struct ReduceDims {
-    n4: u32,          // vec4s of gradients
-    slots: u32,
-    stride4: u32,     // vec4s per slot
-    metrics4: u32,    // vec4 index of the metrics in a slot
-    batch: u32,
-    flags: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
 
 @group(0) @binding(0) var<storage, read> partials: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> grads: array<vec4<f32>>;

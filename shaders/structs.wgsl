@@ -129,3 +129,57 @@ struct DropoutDims {
     _pad1: u32,
     _pad2: u32,
 }
+
+// The fused MLP kernel's dispatch (fused_mlp.wgsl, generated per model shape).
+struct FusedDims {
+    batch: u32,
+    chunk_rows: u32,     // rows per chunk
+    chunks: u32,         // ceil(batch / chunk_rows)
+    slots: u32,          // row groups dispatched, one per chunk
+    stride: u32,         // floats per slot in `partials`
+    flags: u32,          // FLAG_GRADS | FLAG_LOSS | FLAG_OUTPUTS | FLAG_TARGETS (fused_mlp.wgsl)
+    loss_kind: u32,      // 0 softmax cross-entropy, 1 MSE
+    inv_batch: f32,      // 1 / batch: the loss is a mean over the batch
+    metrics_at: u32,     // offset of a slot's metrics (loss sum, correct, rows) in its row;
+                         // a scratch float per lane for masked writes follows them
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+// One affine layer of the fused kernel; `act` and `act_p` as Activation::wgsl_id / param.
+struct FusedLayer {
+    w_offset: u32,
+    b_offset: u32,
+    alpha_offset: u32,
+    act: u32,
+    act_p: f32,
+    fan_in: u32,
+    fan_out: u32,
+    learned: u32,        // 1: the activation parameter is params[alpha_offset] (learned pReLU α)
+}
+
+// Every layer of a fused model (the rest zero).
+struct FusedLayers {
+    l: array<FusedLayer, 16>,
+}
+
+// The sum of the fused kernel's per-slot gradients and metrics (fused_reduce.wgsl).
+struct ReduceDims {
+    n4: u32,             // vec4s of gradients
+    slots: u32,
+    stride4: u32,        // vec4s per slot
+    metrics4: u32,       // vec4 index of the metrics in a slot
+    batch: u32,
+    flags: u32,          // RED_GRADS | RED_METRICS | RED_TRAIN (fused_reduce.wgsl)
+    _pad0: u32,
+    _pad1: u32,
+}
+
+// The copy of the flat parameters into the fused kernel's texture (fused_pack.wgsl).
+struct PackDims {
+    n: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}

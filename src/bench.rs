@@ -9,6 +9,7 @@
 //! Kernels that are compared run interleaved, so a ratio sees the same machine load.
 //! Nothing here asserts on timings.
 
+mod fused;
 mod options;
 mod report;
 mod stats;
@@ -28,6 +29,7 @@ use crate::optim::OptimizerConfig;
 use crate::rng::Rng;
 use crate::train::{Engine, TrainOptions, Trainer};
 
+pub use fused::{FusedCase, FusedResult, fused, fused_case, fused_cases};
 pub use options::{BenchOptions, ModelShape, TrainCase};
 pub use report::{Report, civil_date, utc_now_iso8601};
 pub use stats::{Summary, gbps, gflops, ratio};
@@ -479,6 +481,7 @@ pub fn overhead(ctx: &GpuContext, timer: &Timer, opts: &BenchOptions) -> Result<
     let tiny_step = step_us(&epochs_per_second(&mut gpu, 1, opts.runs)?);
     let tiny_step_dispatches = match &gpu.engine {
         Engine::Gpu(g) => g.mlp.dispatches_per_step(g.train.chunk_count()),
+        Engine::Fused(f) => f.mlp.dispatches_per_step(f.train.chunk_count()),
         Engine::Cpu(_) => 0,
     };
     let mut cpu = Trainer::cpu(&config, opt, &data, None, options)?;

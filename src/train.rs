@@ -8,6 +8,8 @@ use std::time::Instant;
 use crate::config::MlpConfig;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::gpu::fused::{FusedMlp, KernelChoice, KernelDecision};
+use crate::gpu::uniforms::TrainState;
 use crate::gpu::{GpuContext, GpuDataset, GpuMlp};
 use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::reference::{BatchLoss, CpuMlp, Target};
@@ -128,10 +130,23 @@ pub struct GpuEngine<'c> {
     pub test: Option<GpuDataset>,
 }
 
+/// The fused-kernel model with its resident datasets.
+pub struct FusedEngine<'c> {
+    /// The model.
+    pub mlp: FusedMlp<'c>,
+    /// Training set on the GPU.
+    pub train: GpuDataset,
+    /// Test set on the GPU.
+    pub test: Option<GpuDataset>,
+}
+
 /// Where the model lives.
 pub enum Engine<'c> {
     /// On the GPU, with the datasets resident there.
     Gpu(Box<GpuEngine<'c>>),
+    /// On the GPU, trained by the fused kernel (`--kernel fused`, or `auto` when it fits and is
+    /// faster).
+    Fused(Box<FusedEngine<'c>>),
     /// The CPU reference in f32.
     Cpu(Box<CpuMlp<f32>>),
 }
@@ -151,13 +166,15 @@ pub struct Trainer<'c> {
     target_scale: Vec<f32>,
     /// Called with (steps done, steps) of the running epoch (see [`Trainer::set_progress`]).
     progress: Option<Progress<'c>>,
+    /// The GPU path and why it was chosen (`None` on the CPU).
+    kernel: Option<KernelDecision>,
 }
 
 /// A progress callback: (steps done, steps in the epoch).
 pub type Progress<'c> = Box<dyn FnMut(usize, usize) + 'c>;
 
 impl<'c> Trainer<'c> {
-    /// A trainer on the GPU: uploads both datasets once.
+    /// A trainer on the GPU's layered path: uploads both datasets once.
     pub fn gpu(
         ctx: &'c GpuContext,
         config: &MlpConfig,
@@ -166,17 +183,56 @@ impl<'c> Trainer<'c> {
         test: Option<&Dataset>,
         options: TrainOptions,
     ) -> Result<Self> {
+        Self::gpu_with_kernel(
+            ctx,
+            config,
+            optimizer,
+            train,
+            test,
+            options,
+            KernelChoice::Layered,
+        )
+    }
+
+    /// A trainer on the GPU path `kernel` chooses (`--kernel`: the fused kernel, the layered
+    /// path, or `auto`): uploads both datasets once. [`Self::kernel`] says what was chosen.
+    pub fn gpu_with_kernel(
+        ctx: &'c GpuContext,
+        config: &MlpConfig,
+        optimizer: OptimizerConfig,
+        train: &Dataset,
+        test: Option<&Dataset>,
+        options: TrainOptions,
+        kernel: KernelChoice,
+    ) -> Result<Self> {
         check_data(config, train, test, &options)?;
         let batch = options.batch_size.min(train.len());
-        let mlp = GpuMlp::new(ctx, config, optimizer, batch)?;
+        let decision = crate::gpu::fused::decide(ctx, config, optimizer, batch, kernel)?;
+        if let Some(note) = &decision.note {
+            log::info!("{note}");
+        }
         let train_gpu = GpuDataset::upload(ctx, train)?;
         let test_gpu = test.map(|t| GpuDataset::upload(ctx, t)).transpose()?;
-        let engine = Engine::Gpu(Box::new(GpuEngine {
-            mlp,
-            train: train_gpu,
-            test: test_gpu,
-        }));
-        Ok(Self::with_engine(engine, config, train, test, options))
+        let engine = match decision.fused {
+            Some(_) => Engine::Fused(Box::new(FusedEngine {
+                mlp: FusedMlp::new(ctx, config, optimizer, batch)?,
+                train: train_gpu,
+                test: test_gpu,
+            })),
+            None => Engine::Gpu(Box::new(GpuEngine {
+                mlp: GpuMlp::new(ctx, config, optimizer, batch)?,
+                train: train_gpu,
+                test: test_gpu,
+            })),
+        };
+        let mut trainer = Self::with_engine(engine, config, train, test, options);
+        trainer.kernel = Some(decision);
+        Ok(trainer)
+    }
+
+    /// The GPU path training this model and why it was chosen (`None` on the CPU).
+    pub fn kernel(&self) -> Option<&KernelDecision> {
+        self.kernel.as_ref()
     }
 
     /// A trainer on the CPU reference path (f32).
@@ -215,6 +271,7 @@ impl<'c> Trainer<'c> {
             stop: None,
             target_scale: vec![1.0; config.output],
             progress: None,
+            kernel: None,
         }
     }
 
@@ -230,6 +287,7 @@ impl<'c> Trainer<'c> {
     pub fn set_lr(&mut self, lr: f32) -> Result<()> {
         match &mut self.engine {
             Engine::Gpu(g) => g.mlp.set_lr(lr),
+            Engine::Fused(f) => f.mlp.set_lr(lr),
             Engine::Cpu(mlp) => {
                 if !(lr.is_finite() && lr >= 0.0) {
                     return Err(Error::config(
@@ -248,6 +306,13 @@ impl<'c> Trainer<'c> {
     pub fn set_target_scale(&mut self, scale: &[f32]) -> Result<()> {
         match &mut self.engine {
             Engine::Gpu(g) => g.mlp.set_target_scale(scale)?,
+            // The fused path trains classification only (fused::decide).
+            Engine::Fused(_) => {
+                return Err(Error::config(
+                    "target scale",
+                    "the fused kernel does not train regression datasets",
+                ));
+            }
             Engine::Cpu(mlp) => {
                 if scale.len() != mlp.config.output {
                     return Err(Error::shape("target scale", mlp.config.output, scale.len()));
@@ -283,6 +348,7 @@ impl<'c> Trainer<'c> {
     pub fn device_name(&self) -> String {
         match &self.engine {
             Engine::Gpu(g) => g.mlp.context().adapter_summary(),
+            Engine::Fused(f) => f.mlp.context().adapter_summary(),
             Engine::Cpu(_) => "CPU reference (f32)".to_string(),
         }
     }
@@ -305,6 +371,20 @@ impl<'c> Trainer<'c> {
         let (train_stats, test_stats) = match &mut self.engine {
             Engine::Gpu(g) => {
                 let GpuEngine { mlp, train, test } = &mut **g;
+                gpu_epoch(
+                    mlp,
+                    train,
+                    test.as_ref(),
+                    &perm,
+                    batch,
+                    &self.options,
+                    epoch,
+                    stop,
+                    progress,
+                )?
+            }
+            Engine::Fused(f) => {
+                let FusedEngine { mlp, train, test } = &mut **f;
                 gpu_epoch(
                     mlp,
                     train,
@@ -369,14 +449,11 @@ impl<'c> Trainer<'c> {
         match &mut self.engine {
             Engine::Gpu(g) => {
                 let GpuEngine { mlp, train, .. } = &mut **g;
-                let ctx = mlp.context();
-                let mut enc = ctx.device.create_command_encoder(&Default::default());
-                mlp.encode_reset_metrics(&mut enc);
-                mlp.encode_evaluation(&mut enc, train)?;
-                mlp.encode_snapshot_states(&mut enc);
-                ctx.queue.submit([enc.finish()]);
-                let (_, ev) = mlp.read_snapshot()?;
-                Ok(Stats::of_state(&ev))
+                evaluate_gpu(mlp, train)
+            }
+            Engine::Fused(f) => {
+                let FusedEngine { mlp, train, .. } = &mut **f;
+                evaluate_gpu(mlp, train)
             }
             Engine::Cpu(mlp) => cpu_stats(mlp, &self.train, batch),
         }
@@ -386,6 +463,7 @@ impl<'c> Trainer<'c> {
     pub fn params(&self) -> Result<Vec<f32>> {
         match &self.engine {
             Engine::Gpu(g) => g.mlp.params(),
+            Engine::Fused(f) => f.mlp.params(),
             Engine::Cpu(mlp) => Ok(mlp.params.clone()),
         }
     }
@@ -394,6 +472,7 @@ impl<'c> Trainer<'c> {
     pub fn optimizer_state(&self) -> Result<OptimizerState<f32>> {
         match &self.engine {
             Engine::Gpu(g) => g.mlp.optimizer_state(),
+            Engine::Fused(f) => f.mlp.optimizer_state(),
             Engine::Cpu(mlp) => Ok(mlp.state.clone()),
         }
     }
@@ -409,6 +488,10 @@ impl<'c> Trainer<'c> {
             Engine::Gpu(g) => {
                 g.mlp.set_params(params)?;
                 g.mlp.set_optimizer_state(state)?;
+            }
+            Engine::Fused(f) => {
+                f.mlp.set_params(params)?;
+                f.mlp.set_optimizer_state(state)?;
             }
             Engine::Cpu(mlp) => {
                 if params.len() != mlp.params.len() {
@@ -489,9 +572,81 @@ fn check_data(
     Ok(())
 }
 
+/// What an epoch on the GPU needs of a model: [`GpuMlp`] and [`FusedMlp`] record the same
+/// way.
+trait GpuSteps {
+    fn context(&self) -> &GpuContext;
+    fn reset_metrics(&self, enc: &mut wgpu::CommandEncoder);
+    fn train_step(
+        &mut self,
+        enc: &mut wgpu::CommandEncoder,
+        data: &GpuDataset,
+        offset: usize,
+        batch: usize,
+    ) -> Result<()>;
+    fn evaluation(&mut self, enc: &mut wgpu::CommandEncoder, data: &GpuDataset) -> Result<()>;
+    fn snapshot(&self, enc: &mut wgpu::CommandEncoder);
+    fn read_snapshot(&self) -> Result<(TrainState, TrainState)>;
+    fn clear_divergence(&self);
+}
+
+macro_rules! gpu_steps {
+    ($ty:ty) => {
+        impl GpuSteps for $ty {
+            fn context(&self) -> &GpuContext {
+                <$ty>::context(self)
+            }
+            fn reset_metrics(&self, enc: &mut wgpu::CommandEncoder) {
+                self.encode_reset_metrics(enc)
+            }
+            fn train_step(
+                &mut self,
+                enc: &mut wgpu::CommandEncoder,
+                data: &GpuDataset,
+                offset: usize,
+                batch: usize,
+            ) -> Result<()> {
+                self.encode_train_step(enc, data, offset, batch)
+            }
+            fn evaluation(
+                &mut self,
+                enc: &mut wgpu::CommandEncoder,
+                data: &GpuDataset,
+            ) -> Result<()> {
+                self.encode_evaluation(enc, data)
+            }
+            fn snapshot(&self, enc: &mut wgpu::CommandEncoder) {
+                self.encode_snapshot_states(enc)
+            }
+            fn read_snapshot(&self) -> Result<(TrainState, TrainState)> {
+                <$ty>::read_snapshot(self)
+            }
+            fn clear_divergence(&self) {
+                <$ty>::clear_divergence(self)
+            }
+        }
+    };
+}
+gpu_steps!(GpuMlp<'_>);
+gpu_steps!(FusedMlp<'_>);
+
+/// The metrics of a GPU model on all of `data`, in order.
+fn evaluate_gpu(mlp: &mut impl GpuSteps, data: &GpuDataset) -> Result<Stats> {
+    let mut enc = mlp
+        .context()
+        .device
+        .create_command_encoder(&Default::default());
+    mlp.reset_metrics(&mut enc);
+    mlp.evaluation(&mut enc, data)?;
+    mlp.snapshot(&mut enc);
+    mlp.context().queue.submit([enc.finish()]);
+    let (_, ev) = mlp.read_snapshot()?;
+    Ok(Stats::of_state(&ev))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn gpu_epoch(
-    mlp: &mut GpuMlp,
+    mlp: &mut impl GpuSteps,
     train: &GpuDataset,
     test: Option<&GpuDataset>,
     perm: &[u32],
@@ -501,19 +656,22 @@ fn gpu_epoch(
     stop: Option<&AtomicBool>,
     mut progress: Option<&mut (dyn FnMut(usize, usize) + '_)>,
 ) -> Result<(Stats, Option<Stats>)> {
-    let ctx = mlp.context();
     let mut in_flight: Option<(wgpu::SubmissionIndex, usize)> = None;
-    train.set_permutation(ctx, perm)?;
+    train.set_permutation(mlp.context(), perm)?;
     let n = train.len;
     let steps: Vec<(usize, usize)> = (0..n)
         .step_by(batch)
         .map(|o| (o, batch.min(n - o)))
         .collect();
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    mlp.encode_reset_metrics(&mut enc);
+    let mut enc = mlp
+        .context()
+        .device
+        .create_command_encoder(&Default::default());
+    mlp.reset_metrics(&mut enc);
     for (i, &(offset, b)) in steps.iter().enumerate() {
-        mlp.encode_train_step(&mut enc, train, offset, b)?;
+        mlp.train_step(&mut enc, train, offset, b)?;
         if (i + 1) % options.steps_per_submit == 0 && i + 1 < steps.len() {
+            let ctx = mlp.context();
             let full = std::mem::replace(
                 &mut enc,
                 ctx.device.create_command_encoder(&Default::default()),
@@ -536,9 +694,10 @@ fn gpu_epoch(
         }
     }
     if let Some(test) = test {
-        mlp.encode_evaluation(&mut enc, test)?;
+        mlp.evaluation(&mut enc, test)?;
     }
-    mlp.encode_snapshot_states(&mut enc);
+    mlp.snapshot(&mut enc);
+    let ctx = mlp.context();
     ctx.queue.submit([enc.finish()]);
     let (tr, ev) = mlp.read_snapshot()?;
     ctx.check("training epoch")?;

@@ -88,6 +88,7 @@ fn run_all(timer: &Timer) -> Report {
         layers: Some(layers),
         train: Some(train),
         overhead: Some(overhead),
+        fused: None,
     }
 }
 

@@ -416,3 +416,29 @@ fn generated_kernels_validate_and_fit_16_kib_of_workgroup_memory() {
         }
     }
 }
+
+/// The fused benchmark runs end to end on a tiny case (no timing assertions).
+#[test]
+fn fused_benchmark_runs_on_a_tiny_case() {
+    use wgmlp::bench::{FusedCase, ModelShape, fused_case, fused_cases};
+    let case = FusedCase {
+        model: ModelShape::new(2, &[8], 2),
+        batch_size: 16,
+    };
+    let r = fused_case(gpu(), &case, 1).unwrap();
+    assert_eq!((r.model.as_str(), r.batch_size), ("2-8-2", 16));
+    for s in [
+        r.fused,
+        r.layered,
+        r.cpu,
+        r.fused_infer,
+        r.layered_infer,
+        r.cpu_infer,
+    ] {
+        assert!(s.median > 0.0 && s.median.is_finite(), "{r:?}");
+    }
+    assert_eq!(r.dispatches.0, 5, "gather, fused, reduce, update, pack");
+    assert!(r.dispatches.1 > 5, "{r:?}");
+    assert!(r.kernel.contains("2-8x1-2"), "{}", r.kernel);
+    assert!(fused_cases(true).len() < fused_cases(false).len());
+}

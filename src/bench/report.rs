@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{ActivationsReport, Clock, LayerResult, Overhead, Summary, TrainResult};
+use super::{ActivationsReport, Clock, FusedResult, LayerResult, Overhead, Summary, TrainResult};
 
 /// Everything one run measured (sections that were not run are `None`).
 #[derive(Clone, Debug)]
@@ -21,6 +21,8 @@ pub struct Report {
     pub train: Option<Vec<TrainResult>>,
     /// Fixed costs.
     pub overhead: Option<Overhead>,
+    /// The fused kernel against the layered path and the CPU reference.
+    pub fused: Option<Vec<FusedResult>>,
 }
 
 /// Inserts `key` (the median), `key_min` and `key_max`.
@@ -122,6 +124,31 @@ impl Report {
             o.insert("tiny_step_dispatches".into(), json!(h.tiny_step_dispatches));
             o.insert("dispatches_per_pass".into(), json!(h.dispatches_per_pass));
             root.insert("overhead".into(), Value::Object(o));
+        }
+        if let Some(fused) = &self.fused {
+            let rows: Vec<Value> = fused
+                .iter()
+                .map(|r| {
+                    let mut o = Map::new();
+                    o.insert("model".into(), json!(r.model));
+                    o.insert("batch_size".into(), json!(r.batch_size));
+                    put(&mut o, "fused_samples_per_second", &r.fused);
+                    put(&mut o, "layered_samples_per_second", &r.layered);
+                    put(&mut o, "cpu_samples_per_second", &r.cpu);
+                    put(&mut o, "fused_infer_samples_per_second", &r.fused_infer);
+                    put(&mut o, "layered_infer_samples_per_second", &r.layered_infer);
+                    put(&mut o, "cpu_infer_samples_per_second", &r.cpu_infer);
+                    o.insert("fused_over_layered".into(), num(r.train_ratio()));
+                    o.insert("fused_over_cpu".into(), num(r.cpu_ratio()));
+                    o.insert("fused_over_layered_infer".into(), num(r.infer_ratio()));
+                    o.insert("first_use_seconds".into(), num(r.first_use_seconds));
+                    o.insert("kernel".into(), json!(r.kernel));
+                    o.insert("fused_dispatches".into(), json!(r.dispatches.0));
+                    o.insert("layered_dispatches".into(), json!(r.dispatches.1));
+                    Value::Object(o)
+                })
+                .collect();
+            root.insert("fused".into(), Value::Array(rows));
         }
         Value::Object(root)
     }
@@ -227,6 +254,19 @@ mod tests {
             }]),
             train: None,
             overhead: None,
+            fused: Some(vec![FusedResult {
+                model: "2-64-64-3".into(),
+                batch_size: 1024,
+                fused: s(4.0),
+                layered: s(2.0),
+                cpu: s(1.0),
+                fused_infer: s(8.0),
+                layered_infer: s(2.0),
+                cpu_infer: s(2.0),
+                first_use_seconds: 3.0,
+                kernel: "2-64x2-3, 8 lanes (subgroup)".into(),
+                dispatches: (5, 8),
+            }]),
         };
         let v = report.to_json(
             json!({"name": "x", "backend": "Vulkan", "driver": "d"}),
@@ -250,6 +290,22 @@ mod tests {
         // A ratio over zero is not a number: null, since JSON has no NaN.
         assert!(l["best_gpu_over_cpu"].is_null());
         assert!(v.get("train").is_none() && v.get("overhead").is_none());
+        // The fields the fused-kernel issue names, with min and max.
+        let f = &v["fused"][0];
+        for key in [
+            "model",
+            "batch_size",
+            "fused_samples_per_second",
+            "layered_samples_per_second",
+            "cpu_samples_per_second",
+            "fused_infer_samples_per_second",
+            "layered_infer_samples_per_second",
+        ] {
+            assert!(!f[key].is_null(), "fused.{key} missing");
+        }
+        assert_eq!(f["fused_samples_per_second_max"], 8.0);
+        assert_eq!(f["fused_over_layered"], 2.0);
+        assert_eq!(f["fused_over_layered_infer"], 4.0);
         assert_eq!(v["date"], "2025-01-01T00:00:00Z");
     }
 }

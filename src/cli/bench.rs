@@ -21,6 +21,9 @@ pub enum Section {
     Train,
     /// Costs per dispatch, pass, submit, readback and tiny training step.
     Overhead,
+    /// The fused MLP kernel against the layered path and the CPU reference (training and
+    /// inference samples/s, narrow models).
+    Fused,
     /// All of the above.
     All,
 }
@@ -96,6 +99,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         layers: None,
         train: None,
         overhead: None,
+        fused: None,
     };
     if want(Section::Activations) {
         let a = bench::activations(&ctx, &timer, &opts)?;
@@ -116,6 +120,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let o = bench::overhead(&ctx, &timer, &opts)?;
         print_overhead(&o, timer.clock());
         report.overhead = Some(o);
+    }
+    if want(Section::Fused) {
+        let f = bench::fused(&ctx, args.quick, opts.runs)?;
+        print_fused(&f);
+        report.fused = Some(f);
     }
     println!("\n(finished in {:.1} s)", started.elapsed().as_secs_f64());
     if let Some(path) = &args.json {
@@ -183,6 +192,49 @@ fn print_layers(layers: &[bench::LayerResult]) {
             fmt(&r.backward, 2),
             fmt(&r.cpu_sgemm, 1),
             r.gpu_cpu_ratio()
+        );
+    }
+}
+
+fn print_fused(rows: &[bench::FusedResult]) {
+    println!(
+        "\nfused kernel, samples/s (SGD lr 0.01, random data; wall clock of interleaved runs)"
+    );
+    println!(
+        "{:<18} {:>6} {:>24} {:>24} {:>24} {:>8} {:>8} {:>24} {:>24} {:>8} {:>7}",
+        "model",
+        "batch",
+        "fused train",
+        "layered train",
+        "CPU train",
+        "f/layer",
+        "f/CPU",
+        "fused infer",
+        "layered infer",
+        "f/layer",
+        "1st s"
+    );
+    for r in rows {
+        println!(
+            "{:<18} {:>6} {:>24} {:>24} {:>24} {:>8.2} {:>8.2} {:>24} {:>24} {:>8.2} {:>7.1}",
+            r.model,
+            r.batch_size,
+            fmt(&r.fused, 0),
+            fmt(&r.layered, 0),
+            fmt(&r.cpu, 0),
+            r.train_ratio(),
+            r.cpu_ratio(),
+            fmt(&r.fused_infer, 0),
+            fmt(&r.layered_infer, 0),
+            r.infer_ratio(),
+            r.first_use_seconds
+        );
+    }
+    println!("1st s: the first fused step, its compilation included (Mesa caches it on disk)");
+    for r in rows {
+        println!(
+            "  {:<18} kernel {}, {} dispatches per step (layered {})",
+            r.model, r.kernel, r.dispatches.0, r.dispatches.1
         );
     }
 }

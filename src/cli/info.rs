@@ -1,6 +1,7 @@
 //! `wgmlp info`: adapters, features and limits.
 
 use wgmlp::gpu::context::{self, AdapterRequest};
+use wgmlp::gpu::fused::{LaneSetup, MAX_HIDDEN, choice};
 use wgmlp::{GpuContext, Result};
 
 /// Options of `wgmlp info`.
@@ -84,6 +85,23 @@ pub fn run(_args: &InfoArgs) -> Result<()> {
     }
     for (class, variant) in choices {
         println!("  {class:<22} {variant:?}");
+    }
+    let lanes = LaneSetup::for_adapter(ctx.features, &ctx.info);
+    println!(
+        "
+fused kernel (--kernel): {} lanes per row group ({} exchange), hidden widths up to {MAX_HIDDEN}, cache {}",
+        lanes.lanes,
+        lanes.exchange.name(),
+        choice::cache_path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "none".into())
+    );
+    let known = choice::known_choices(&ctx);
+    if known.is_empty() {
+        println!("  no model measured yet on this adapter (auto measures at first use)");
+    }
+    for (model, fused) in known {
+        println!("  {model:<40} {}", if fused { "fused" } else { "layered" });
     }
     Ok(())
 }

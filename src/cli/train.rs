@@ -15,6 +15,7 @@ use std::time::Instant;
 use wgmlp::checkpoint::{self, Checkpoint, EarlyStopState, TrainingState};
 use wgmlp::config::{HostUse, parse_activations, parse_hidden};
 use wgmlp::data::csv::{ClassOrder, LabelOptions, TargetColumns};
+use wgmlp::gpu::fused::{KernelChoice, KernelDecision};
 use wgmlp::infer::{self, Device, DeviceChoice};
 use wgmlp::plot::{self, Series};
 use wgmlp::schedule::{LrSchedule, ScheduleKind};
@@ -156,6 +157,10 @@ pub struct TrainArgs {
     /// Training steps recorded per GPU submit.
     #[arg(long, default_value = "64", value_parser = parse_count, allow_negative_numbers = true)]
     pub steps_per_submit: usize,
+    /// GPU path: auto (the fused kernel when the model fits it and it was measured faster on
+    /// this adapter), fused (whole network in one dispatch; hidden widths up to 128), layered.
+    #[arg(long, default_value = "auto")]
+    pub kernel: String,
 }
 
 /// What the options alone decide, checked before any data is read.
@@ -211,6 +216,8 @@ struct Resume {
     ckpt: Checkpoint,
     training: TrainingState,
     history: Vec<EpochMetrics>,
+    /// The GPU path the checkpointed run used (`kernel` in its metrics), if recorded.
+    kernel: Option<KernelChoice>,
 }
 
 fn settings(args: &TrainArgs, file_data: bool) -> Result<Settings> {
@@ -569,8 +576,11 @@ fn load_resume(path: &Path, epochs: usize, epochs_given: bool) -> Result<Resume>
             ),
         ));
     }
+    let metrics = metrics.and_then(|m| serde_json::from_str::<serde_json::Value>(&m).ok());
+    let kernel = metrics
+        .as_ref()
+        .and_then(|v| v.get("kernel")?.as_str()?.parse().ok());
     let history = metrics
-        .and_then(|m| serde_json::from_str::<serde_json::Value>(&m).ok())
         .and_then(|v| v.get("epochs")?.as_array().cloned())
         .unwrap_or_default()
         .iter()
@@ -582,6 +592,7 @@ fn load_resume(path: &Path, epochs: usize, epochs_given: bool) -> Result<Resume>
         ckpt,
         training,
         history,
+        kernel,
     })
 }
 
@@ -842,6 +853,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         args.test.as_ref(),
     )?;
     let choice: DeviceChoice = args.device.parse()?;
+    let mut kernel: KernelChoice = args.kernel.parse()?;
+    if kernel == KernelChoice::Fused && args.device.trim().eq_ignore_ascii_case("cpu") {
+        return Err(Error::config(
+            "--kernel",
+            "fused is a GPU kernel and --device cpu trains on the CPU reference; drop one of them",
+        ));
+    }
     let settings = settings(args, source.is_file_data())?;
     let save_path: Option<PathBuf> = args.save.clone().or_else(|| args.resume.clone());
     check_outputs(args, save_path.as_deref())?;
@@ -929,6 +947,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     plan.input_divisor = loaded_divisor;
     if let Some(r) = &resume {
         apply_resume(args, r, &mut plan)?;
+        // A resumed run keeps its GPU path, so it ends where an uninterrupted run would.
+        if let (KernelChoice::Auto, Some(k)) = (kernel, r.kernel) {
+            kernel = k;
+        }
     }
     if settings.monitor_accuracy && plan.config.task == Task::Regress {
         return Err(Error::config(
@@ -978,7 +1000,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         steps_per_submit: args.steps_per_submit.max(1),
     };
     let mut trainer = match device {
-        Device::Gpu(c) => Trainer::gpu(c, &plan.config, plan.optimizer, &train, held_out, options)?,
+        Device::Gpu(c) => Trainer::gpu_with_kernel(
+            c,
+            &plan.config,
+            plan.optimizer,
+            &train,
+            held_out,
+            options,
+            kernel,
+        )?,
         Device::Cpu => Trainer::cpu(&plan.config, plan.optimizer, &train, held_out, options)?,
     };
     if let Some(r) = &resume {
@@ -991,7 +1021,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let stop = install_stop_handler(save_path.as_deref());
     trainer.set_stop_flag(Arc::clone(&stop));
     eprintln!(
-        "training {} on {} ({} train, {} test samples) with {} lr {} batch {} on {}",
+        "training {} on {} ({} train, {} test samples) with {} lr {} batch {} on {}{}",
         plan.config.describe(),
         source.describe(),
         train.len(),
@@ -999,8 +1029,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         plan.optimizer.kind,
         plan.optimizer.lr,
         plan.batch_size,
-        device.describe()
+        device.describe(),
+        trainer
+            .kernel()
+            .map(|k| format!(", kernel {}", k.describe()))
+            .unwrap_or_default()
     );
+    if let Some(note) = trainer.kernel().and_then(|k| k.note.as_deref()) {
+        eprintln!("note: {note}");
+    }
     if trainer.epoch > 0 {
         eprintln!("resuming after epoch {}", trainer.epoch);
     }
@@ -1137,6 +1174,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         device,
         history: &history,
         seconds,
+        kernel: kernel_json(kernel, trainer.kernel()),
         final_test: if plan.held_out == "val" {
             test.as_ref()
         } else {
@@ -1160,6 +1198,18 @@ struct Report<'a> {
     /// The test set, evaluated once at the end (when a validation set took its place
     /// during training).
     final_test: Option<&'a Dataset>,
+    /// `{"requested", "used", "detail", "note"}`: the GPU path (`used` is "cpu" on the CPU).
+    kernel: serde_json::Value,
+}
+
+/// The metrics JSON's `kernel` object.
+fn kernel_json(requested: KernelChoice, used: Option<&KernelDecision>) -> serde_json::Value {
+    serde_json::json!({
+        "requested": requested.to_string(),
+        "used": used.map_or("cpu", |k| k.name()),
+        "detail": used.map(|k| k.describe()),
+        "note": used.and_then(|k| k.note.clone()),
+    })
 }
 
 /// After the last epoch: the summary, the checkpoint, the metrics and the plots.
@@ -1419,6 +1469,7 @@ fn write_outputs(r: &Report, final_json: serde_json::Value) -> Result<()> {
                 "data": r.source.describe(),
                 "resumed_from": r.args.resume.as_ref().map(|p| p.display().to_string()),
             },
+            "kernel": r.kernel,
             "epochs": r.history.iter().map(|m| epoch_json(m, r.plan.held_out)).collect::<Vec<_>>(),
             "final": final_json,
             "notes": {
@@ -1458,6 +1509,7 @@ fn save(
     };
     let mut metrics = serde_json::json!({
         "epochs": history.iter().map(|m| epoch_json(m, plan.held_out)).collect::<Vec<_>>(),
+        "kernel": trainer.kernel().map(|k| k.name()),
     });
     if let (Some((key, value)), Some(map)) = (event, metrics.as_object_mut()) {
         map.insert(key.to_string(), value);

@@ -270,15 +270,15 @@ impl Kernel {
             Kernel::Gather => GATHER_WGSL,
             Kernel::ReduceAlpha => ALPHA_WGSL,
             Kernel::Transpose => TRANSPOSE_WGSL,
-            // The fused kernels are generated per model shape with their own structs
-            // (src/gpu/fused); the source here is their reference shape.
+            // The fused kernel is generated per model shape (src/gpu/fused, with the snippets
+            // prepended); the source here is its reference shape.
             Kernel::FusedMlp => {
                 return crate::gpu::fused::codegen::source(
                     &crate::gpu::fused::FusedShape::reference(),
                 );
             }
             Kernel::FusedReduce => crate::gpu::fused::FUSED_REDUCE_WGSL,
-            Kernel::FusedPack => return crate::gpu::fused::FUSED_PACK_WGSL.to_string(),
+            Kernel::FusedPack => crate::gpu::fused::FUSED_PACK_WGSL,
             Kernel::ClipPartial | Kernel::ClipFinish => CLIP_WGSL,
             Kernel::Dropout => DROPOUT_WGSL,
         };

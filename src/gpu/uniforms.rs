@@ -255,6 +255,102 @@ pub struct TransposeDims {
     pub dst_offset: u32,
 }
 
+/// `FusedDims`: one dispatch of the fused MLP kernel (`src/gpu/fused`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct FusedDims {
+    /// Rows of the batch.
+    pub batch: u32,
+    /// Rows per chunk.
+    pub chunk_rows: u32,
+    /// Chunks of the batch.
+    pub chunks: u32,
+    /// Row groups dispatched (one per chunk).
+    pub slots: u32,
+    /// Floats per slot in the partial buffer.
+    pub stride: u32,
+    /// What the dispatch computes (`FLAG_GRADS` … of fused_mlp.wgsl).
+    pub flags: u32,
+    /// 0 softmax cross-entropy, 1 MSE.
+    pub loss_kind: u32,
+    /// 1 / batch.
+    pub inv_batch: f32,
+    /// Offset of a slot's metrics in its row of the partial buffer.
+    pub metrics_at: u32,
+    /// Padding.
+    pub _pad0: u32,
+    /// Padding.
+    pub _pad1: u32,
+    /// Padding.
+    pub _pad2: u32,
+}
+
+/// `FusedLayer`: one affine layer of a fused model.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct FusedLayer {
+    /// Offset of W (row-major fan_in × fan_out) in the flat parameters.
+    pub w_offset: u32,
+    /// Offset of b.
+    pub b_offset: u32,
+    /// Offset of the learned pReLU α (when `learned`).
+    pub alpha_offset: u32,
+    /// `Activation::wgsl_id`.
+    pub act: u32,
+    /// `Activation::param`.
+    pub act_p: f32,
+    /// Input width.
+    pub fan_in: u32,
+    /// Output width.
+    pub fan_out: u32,
+    /// 1: the activation parameter is the learned α.
+    pub learned: u32,
+}
+
+/// `FusedLayers`: every layer of a fused model (the rest zero).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct FusedLayers {
+    /// The layers.
+    pub l: [FusedLayer; 16],
+}
+
+/// `ReduceDims`: the sum of the fused kernel's per-slot gradients and metrics.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct ReduceDims {
+    /// vec4s of gradients.
+    pub n4: u32,
+    /// Slots to sum.
+    pub slots: u32,
+    /// vec4s per slot.
+    pub stride4: u32,
+    /// vec4 index of the metrics in a slot.
+    pub metrics4: u32,
+    /// Rows of the batch.
+    pub batch: u32,
+    /// `RED_GRADS` … of fused_reduce.wgsl.
+    pub flags: u32,
+    /// Padding.
+    pub _pad0: u32,
+    /// Padding.
+    pub _pad1: u32,
+}
+
+/// `PackDims`: the copy of the parameters into the fused kernel's texture.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct PackDims {
+    /// Parameters.
+    pub n: u32,
+    /// Padding.
+    pub _pad0: u32,
+    /// Padding.
+    pub _pad1: u32,
+    /// Padding.
+    pub _pad2: u32,
+}
+
 /// A Rust mirror: WGSL struct name, Rust size, and each member's (name, offset).
 pub type Mirror = (&'static str, usize, &'static [(&'static str, usize)]);
 
@@ -335,6 +431,35 @@ pub const MIRRORS: &[Mirror] = &[
         TransposeDims,
         [rows, cols, src_offset, dst_offset]
     ),
+    mirror!(
+        "FusedDims",
+        FusedDims,
+        [
+            batch, chunk_rows, chunks, slots, stride, flags, loss_kind, inv_batch, metrics_at,
+            _pad0, _pad1, _pad2
+        ]
+    ),
+    mirror!(
+        "FusedLayer",
+        FusedLayer,
+        [
+            w_offset,
+            b_offset,
+            alpha_offset,
+            act,
+            act_p,
+            fan_in,
+            fan_out,
+            learned
+        ]
+    ),
+    mirror!("FusedLayers", FusedLayers, [l]),
+    mirror!(
+        "ReduceDims",
+        ReduceDims,
+        [n4, slots, stride4, metrics4, batch, flags, _pad0, _pad1]
+    ),
+    mirror!("PackDims", PackDims, [n, _pad0, _pad1, _pad2]),
 ];
 
 #[cfg(test)]

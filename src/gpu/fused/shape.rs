@@ -105,6 +105,12 @@ impl FusedShape {
                 config.loss
             ));
         }
+        if config.dropout > 0.0 {
+            return Err(format!(
+                "the fused kernel has no dropout (--dropout {})",
+                config.dropout
+            ));
+        }
         let widest = config.hidden.iter().copied().max().unwrap_or(0);
         if widest > MAX_HIDDEN {
             return Err(format!(
