@@ -1,6 +1,7 @@
 //! The GPU side: context, kernels and the operations built on them.
 //!
-//! - `context`: adapter, device, limits, pipeline cache, buffers.
+//! - `adapter`: choosing an adapter; `context`: device, limits, pipeline cache, buffers;
+//!   `dispatch`: a prepared dispatch.
 //! - `kernels`: every WGSL kernel in one enum, with its source and binding signature;
 //!   `uniforms`: the Rust mirrors of `shaders/structs.wgsl`.
 //! - `variant`: the matmul cores by name (plain data); `matmul`: their dispatches for one
@@ -12,9 +13,11 @@
 //! Dependencies point one way: variant ← kernels ← autotune ← context ← matmul ← layer ←
 //! tune ← mlp (no cycle).
 
+pub mod adapter;
 pub mod autotune;
 pub mod context;
 pub mod dataset;
+pub mod dispatch;
 pub mod elementwise;
 pub mod fused;
 pub mod kernels;
