@@ -24,6 +24,7 @@ pub mod kernels;
 pub mod layer;
 pub mod matmul;
 pub mod mlp;
+pub(crate) mod state;
 pub mod tune;
 pub mod uniforms;
 pub mod variant;

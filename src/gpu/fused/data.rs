@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::dataset::GpuDataset;
 use crate::gpu::kernels::{Dispatch, Kernel, PipelineKey};
-use crate::gpu::uniforms::{GatherDims, METRICS_OFFSET, STATE_BYTES, TrainState};
+use crate::gpu::uniforms::{GatherDims, TrainState};
 use crate::optim::OptimizerState;
 
 /// Invocations per workgroup of gather.wgsl.
@@ -162,34 +162,22 @@ impl<'c> FusedMlp<'c> {
 
     /// Records the zeroing of the running training and evaluation metrics.
     pub fn encode_reset_metrics(&self, enc: &mut wgpu::CommandEncoder) {
-        let len = Some(STATE_BYTES - METRICS_OFFSET);
-        enc.clear_buffer(&self.state, METRICS_OFFSET, len);
-        enc.clear_buffer(&self.eval_state, METRICS_OFFSET, len);
+        crate::gpu::state::encode_reset(enc, &self.state, &self.eval_state);
     }
 
     /// Records a copy of both states into one buffer, so one readback returns both.
     pub fn encode_snapshot_states(&self, enc: &mut wgpu::CommandEncoder) {
-        enc.copy_buffer_to_buffer(&self.state, 0, &self.state_pair, 0, STATE_BYTES);
-        enc.copy_buffer_to_buffer(
-            &self.eval_state,
-            0,
-            &self.state_pair,
-            STATE_BYTES,
-            STATE_BYTES,
-        );
+        crate::gpu::state::encode_snapshot(enc, &self.state, &self.eval_state, &self.state_pair);
     }
 
     /// Reads the (training, evaluation) states copied by [`Self::encode_snapshot_states`].
     pub fn read_snapshot(&self) -> Result<(TrainState, TrainState)> {
-        let v: Vec<TrainState> = self.ctx.read(&self.state_pair, 2)?;
-        Ok((v[0], v[1]))
+        crate::gpu::state::read_snapshot(self.ctx, &self.state_pair)
     }
 
     /// Clears the divergence flag (after the caller has handled it).
     pub fn clear_divergence(&self) {
-        self.ctx
-            .queue
-            .write_buffer(&self.state, 4, bytemuck::cast_slice(&[0u32, 0, 0]));
+        crate::gpu::state::clear_divergence(self.ctx, &self.state);
     }
 
     /// Restores an optimizer state (for resuming a run).

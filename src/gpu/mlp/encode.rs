@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::dataset::GpuDataset;
 use crate::gpu::kernels::Dispatch;
-use crate::gpu::uniforms::{METRICS_OFFSET, STATE_BYTES, TrainState};
+use crate::gpu::uniforms::TrainState;
 
 use super::GpuMlp;
 use super::plan::LossMode;
@@ -105,26 +105,16 @@ impl GpuMlp<'_> {
 
     /// Records the zeroing of the running training and evaluation metrics.
     pub fn encode_reset_metrics(&self, enc: &mut wgpu::CommandEncoder) {
-        let len = Some(STATE_BYTES - METRICS_OFFSET);
-        enc.clear_buffer(&self.state, METRICS_OFFSET, len);
-        enc.clear_buffer(&self.eval_state, METRICS_OFFSET, len);
+        crate::gpu::state::encode_reset(enc, &self.state, &self.eval_state);
     }
 
     /// Records a copy of both states into one buffer, so one readback returns both.
     pub fn encode_snapshot_states(&self, enc: &mut wgpu::CommandEncoder) {
-        enc.copy_buffer_to_buffer(&self.state, 0, &self.state_pair, 0, STATE_BYTES);
-        enc.copy_buffer_to_buffer(
-            &self.eval_state,
-            0,
-            &self.state_pair,
-            STATE_BYTES,
-            STATE_BYTES,
-        );
+        crate::gpu::state::encode_snapshot(enc, &self.state, &self.eval_state, &self.state_pair);
     }
 
     /// Reads the (training, evaluation) states copied by [`Self::encode_snapshot_states`].
     pub fn read_snapshot(&self) -> Result<(TrainState, TrainState)> {
-        let v: Vec<TrainState> = self.ctx.read(&self.state_pair, 2)?;
-        Ok((v[0], v[1]))
+        crate::gpu::state::read_snapshot(self.ctx, &self.state_pair)
     }
 }

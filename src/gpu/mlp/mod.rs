@@ -427,9 +427,7 @@ impl<'c> GpuMlp<'c> {
 
     /// Clears the divergence flag (after the caller has handled it).
     pub fn clear_divergence(&self) {
-        self.ctx
-            .queue
-            .write_buffer(&self.state, 4, bytemuck::cast_slice(&[0u32, 0, 0]));
+        crate::gpu::state::clear_divergence(self.ctx, &self.state);
     }
 
     /// The flat parameters (in the host layout of [`MlpConfig::layers`]), read back.
