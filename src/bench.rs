@@ -25,9 +25,10 @@ use crate::gpu::GpuContext;
 use crate::gpu::elementwise;
 use crate::gpu::kernels::Kernel;
 use crate::gpu::layer::{ResidentLayer, Shape};
+use crate::model::Device;
 use crate::optim::OptimizerConfig;
 use crate::rng::Rng;
-use crate::train::{Engine, TrainOptions, Trainer};
+use crate::train::{TrainOptions, Trainer};
 
 pub use fused::{FusedCase, FusedResult, fused, fused_case, fused_cases};
 pub use options::{BenchOptions, ModelShape, TrainCase};
@@ -378,10 +379,14 @@ pub fn train_case(ctx: &GpuContext, case: &TrainCase, batch_size: usize) -> Resu
     let mut rng = Rng::new(7);
     let data = random_dataset(&mut rng, case.gpu_samples, m.input, m.output)?;
     let opt = OptimizerConfig::sgd(0.1);
-    let mut gpu = Trainer::gpu(ctx, &config, opt, &data, None, options.clone())?;
+    let mut gpu = Trainer::builder(Device::Gpu(ctx.clone()), &config, opt)
+        .options(options.clone())
+        .build(data.clone())?;
     let gpu_sps = epochs_per_second(&mut gpu, 1, case.gpu_epochs)?;
     let cpu_data = data.subset(&(0..case.cpu_samples.min(data.len())).collect::<Vec<_>>());
-    let mut cpu = Trainer::cpu(&config, opt, &cpu_data, None, options)?;
+    let mut cpu = Trainer::builder(Device::Cpu, &config, opt)
+        .options(options)
+        .build(cpu_data)?;
     let cpu_sps = epochs_per_second(&mut cpu, 0, case.cpu_epochs)?;
     Ok(TrainResult {
         model: m.name(),
@@ -471,7 +476,9 @@ pub fn overhead(ctx: &GpuContext, timer: &Timer, opts: &BenchOptions) -> Result<
         ..TrainOptions::default()
     };
     let opt = OptimizerConfig::sgd(0.1);
-    let mut gpu = Trainer::gpu(ctx, &config, opt, &data, None, options.clone())?;
+    let mut gpu = Trainer::builder(Device::Gpu(ctx.clone()), &config, opt)
+        .options(options.clone())
+        .build(data.clone())?;
     let steps = gpu.steps_per_epoch() as f64;
     let step_us = |sps: &[f64]| -> Vec<f64> {
         sps.iter()
@@ -479,12 +486,11 @@ pub fn overhead(ctx: &GpuContext, timer: &Timer, opts: &BenchOptions) -> Result<
             .collect()
     };
     let tiny_step = step_us(&epochs_per_second(&mut gpu, 1, opts.runs)?);
-    let tiny_step_dispatches = match &gpu.engine {
-        Engine::Gpu(g) => g.mlp.dispatches_per_step(g.train.chunk_count()),
-        Engine::Fused(f) => f.mlp.dispatches_per_step(f.train.chunk_count()),
-        Engine::Cpu(_) => 0,
-    };
-    let mut cpu = Trainer::cpu(&config, opt, &data, None, options)?;
+    let tiny_step_dispatches = crate::gpu::GpuMlp::new(ctx, &config, opt, 64)?
+        .dispatches_per_step(crate::gpu::GpuDataset::upload(ctx, &data)?.chunk_count());
+    let mut cpu = Trainer::builder(Device::Cpu, &config, opt)
+        .options(options)
+        .build(data.clone())?;
     let tiny_step_cpu = step_us(&epochs_per_second(&mut cpu, 1, opts.runs)?);
     Ok(Overhead {
         dispatch: summary(&dispatch, "dispatch")?,

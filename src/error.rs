@@ -112,7 +112,7 @@ pub enum Error {
 
     /// The loss became NaN or infinite; parameters from before `step` were kept.
     #[error(
-        "training diverged: loss is {loss} at epoch {epoch}, step {step}; parameters from before that step were kept. Lower the learning rate (--lr) or normalise the inputs (--normalize standard)"
+        "training diverged: loss is {loss} at epoch {epoch}, step {step}; parameters from before that step were kept. Lower the learning rate or standardise the inputs"
     )]
     Diverged {
         /// Epoch (1-based).

@@ -1,116 +1,158 @@
-//! Inference with a trained model on the GPU or the CPU reference: logits, probabilities,
-//! and evaluation metrics with a confusion matrix.
+//! Inference with a trained model: [`Predictor`] (forward-only, on the GPU or the CPU
+//! reference), probabilities, and evaluation metrics with a confusion matrix.
 
-use crate::config::{Loss, MlpConfig};
+use std::sync::Mutex;
+
+use crate::config::{Loss, MlpConfig, Task};
 use crate::data::Dataset;
 use crate::data::Normalization;
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuMlp};
-use crate::optim::OptimizerConfig;
+use crate::gpu::GpuMlp;
+use crate::model::Device;
 use crate::reference::{CpuMlp, argmax, loss_and_grad, regression_loss_and_grad};
 use crate::train::RegressionMetrics;
 
-/// Where to run: a GPU context, or the CPU reference path.
-#[derive(Clone, Copy, Debug)]
-pub enum Device<'c> {
-    /// The GPU (or software adapter) behind this context.
-    Gpu(&'c GpuContext),
-    /// The CPU reference path (f32).
-    Cpu,
+/// Rows per GPU forward pass of a [`Predictor`] (larger inputs run in several).
+pub const PREDICT_BATCH: usize = 1024;
+
+/// A trained model for inference only: no gradients, no optimizer state, no loss buffers.
+/// `predict`-style methods take `&self` and any number of rows (run in batches), so one
+/// predictor can be shared between threads (`Send + Sync`; GPU calls run one at a time).
+///
+/// ```
+/// use wgmlp::{Device, MlpConfig, Predictor};
+///
+/// # fn main() -> wgmlp::Result<()> {
+/// let config = MlpConfig::new(2, &[4], 3).with_seed(1);
+/// let predictor = Predictor::new(&Device::Cpu, &config, &config.init_params())?;
+/// let probs = predictor.probabilities(&[0.5, -1.0, 2.0, 0.0], 2)?;
+/// assert_eq!(probs.len(), 2 * 3);
+/// assert!((probs[..3].iter().sum::<f32>() - 1.0).abs() < 1e-6);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Predictor {
+    config: MlpConfig,
+    engine: Engine,
 }
 
-impl Device<'_> {
-    /// A human-readable name of the device.
-    pub fn describe(&self) -> String {
-        match self {
-            Device::Gpu(ctx) => ctx.adapter_summary(),
-            Device::Cpu => "CPU reference (f32)".to_string(),
-        }
+enum Engine {
+    Gpu(Mutex<GpuMlp>),
+    Cpu(CpuMlp<f32>),
+}
+
+impl std::fmt::Debug for Predictor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Predictor")
+            .field("model", &self.config.describe())
+            .field("device", &self.device_name())
+            .finish()
     }
 }
 
-/// How `--device` chooses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeviceChoice {
-    /// A hardware GPU, else a software adapter, else the CPU reference.
-    Auto,
-    /// A GPU adapter (hardware or software); an error if there is none.
-    Gpu,
-    /// The CPU reference path.
-    Cpu,
-}
+impl Predictor {
+    /// A predictor of `config` with flat parameters `params` (from [`crate::Model::params`] or
+    /// a checkpoint) on `device`.
+    pub fn new(device: &Device, config: &MlpConfig, params: &[f32]) -> Result<Predictor> {
+        let engine = match device {
+            Device::Gpu(ctx) => Engine::Gpu(Mutex::new(GpuMlp::for_inference(
+                ctx,
+                config,
+                PREDICT_BATCH,
+                params,
+            )?)),
+            Device::Cpu => Engine::Cpu(CpuMlp::from_params(
+                config,
+                params.to_vec(),
+                crate::optim::OptimizerConfig::sgd(0.1),
+            )?),
+        };
+        Ok(Predictor {
+            config: config.clone(),
+            engine,
+        })
+    }
 
-impl std::str::FromStr for DeviceChoice {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(DeviceChoice::Auto),
-            "gpu" => Ok(DeviceChoice::Gpu),
-            "cpu" => Ok(DeviceChoice::Cpu),
-            _ => Err(Error::config(
-                "--device",
-                format!("unknown device {s:?}; choose auto, gpu or cpu"),
+    /// A predictor of a model's current parameters, on `device`.
+    pub fn of_model(device: &Device, model: &dyn crate::Model) -> Result<Predictor> {
+        Predictor::new(device, model.config(), &model.params()?)
+    }
+
+    /// The architecture.
+    pub fn config(&self) -> &MlpConfig {
+        &self.config
+    }
+
+    /// Where it runs, in words.
+    pub fn device_name(&self) -> String {
+        match &self.engine {
+            Engine::Gpu(m) => m
+                .lock()
+                .map(|m| m.context().adapter_summary())
+                .unwrap_or_else(|p| p.into_inner().context().adapter_summary()),
+            Engine::Cpu(_) => "CPU reference (f32)".to_string(),
+        }
+    }
+
+    /// The network's outputs (logits for a classifier, predictions on the trained scale for
+    /// a regression model) for `n` rows of `features`, row-major `[n × output]`.
+    pub fn logits(&self, features: &[f32], n: usize) -> Result<Vec<f32>> {
+        let config = &self.config;
+        if features.len() != n * config.input {
+            return Err(Error::shape(
+                "features",
+                format!("{n} rows × {} features", config.input),
+                format!("{} values", features.len()),
+            ));
+        }
+        let d = config.input;
+        let mut out = Vec::with_capacity(n * config.output);
+        match &self.engine {
+            Engine::Gpu(mlp) => {
+                let mut mlp = mlp.lock().unwrap_or_else(|p| p.into_inner());
+                for start in (0..n).step_by(PREDICT_BATCH) {
+                    let b = PREDICT_BATCH.min(n - start);
+                    out.extend(mlp.forward(&features[start * d..(start + b) * d], b)?);
+                }
+            }
+            Engine::Cpu(mlp) => {
+                for start in (0..n).step_by(256) {
+                    let b = 256.min(n - start);
+                    out.extend(mlp.forward(&features[start * d..(start + b) * d], b)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Class probabilities `[n × classes]` of a classifier: the softmax of the logits for
+    /// a cross-entropy model, the outputs themselves for one trained with MSE, L1 or Huber
+    /// on one-hot targets.
+    pub fn probabilities(&self, features: &[f32], n: usize) -> Result<Vec<f32>> {
+        self.classifier("probabilities")?;
+        let logits = self.logits(features, n)?;
+        Ok(match self.config.loss {
+            Loss::CrossEntropy => softmax_rows(&logits, self.config.output),
+            Loss::Mse | Loss::L1 | Loss::Huber => logits,
+        })
+    }
+
+    /// The predicted class (arg-max output) of each of `n` rows.
+    pub fn classes(&self, features: &[f32], n: usize) -> Result<Vec<usize>> {
+        self.classifier("classes")?;
+        let logits = self.logits(features, n)?;
+        Ok(logits.chunks(self.config.output).map(argmax).collect())
+    }
+
+    fn classifier(&self, what: &str) -> Result<()> {
+        match self.config.task {
+            Task::Classify => Ok(()),
+            Task::Regress => Err(Error::config(
+                what,
+                "the model is a regression model; use logits (or predictions with the target normalisation)",
             )),
         }
     }
-}
-
-/// Opens the device `choice` asks for. With `Auto` and no adapter, falls back to the CPU
-/// reference path and logs why.
-pub fn open_device(choice: DeviceChoice) -> Result<Option<GpuContext>> {
-    match choice {
-        DeviceChoice::Cpu => Ok(None),
-        DeviceChoice::Gpu => GpuContext::new().map(Some),
-        DeviceChoice::Auto => match GpuContext::new() {
-            Ok(ctx) => Ok(Some(ctx)),
-            Err(e) => {
-                log::warn!("{e}; using the CPU reference path");
-                eprintln!("note: no GPU adapter ({e}); training on the CPU reference path");
-                Ok(None)
-            }
-        },
-    }
-}
-
-/// The outputs (logits) of the model for `n` rows of `features`, in batches.
-pub fn logits(
-    device: Device,
-    config: &MlpConfig,
-    params: &[f32],
-    features: &[f32],
-    n: usize,
-) -> Result<Vec<f32>> {
-    if features.len() != n * config.input {
-        return Err(Error::shape(
-            "features",
-            format!("{n} rows × {} features", config.input),
-            format!("{} values", features.len()),
-        ));
-    }
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    let opt = OptimizerConfig::sgd(0.1);
-    let d = config.input;
-    let mut out = Vec::with_capacity(n * config.output);
-    match device {
-        Device::Gpu(ctx) => {
-            let batch = n.min(1024);
-            let mut mlp = GpuMlp::from_params(ctx, config, opt, batch, params)?;
-            for start in (0..n).step_by(batch) {
-                let b = batch.min(n - start);
-                out.extend(mlp.forward(&features[start * d..(start + b) * d], b)?);
-            }
-        }
-        Device::Cpu => {
-            let mlp = CpuMlp::<f32>::from_params(config, params.to_vec(), opt)?;
-            for start in (0..n).step_by(256) {
-                let b = 256.min(n - start);
-                out.extend(mlp.forward(&features[start * d..(start + b) * d], b)?);
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Row-wise softmax (stable: the row maximum is subtracted first).
@@ -181,13 +223,9 @@ pub fn class_report(confusion: &[Vec<usize>]) -> Vec<ClassReport> {
         .collect()
 }
 
-/// Evaluates `params` on `data` (features already normalised as the model expects).
-pub fn evaluate(
-    device: Device,
-    config: &MlpConfig,
-    params: &[f32],
-    data: &Dataset,
-) -> Result<Evaluation> {
+/// Evaluates a classifier on `data` (features already normalised as the model expects).
+pub fn evaluate(predictor: &Predictor, data: &Dataset) -> Result<Evaluation> {
+    let config = predictor.config();
     if data.n_features != config.input {
         return Err(Error::shape(
             "evaluation data",
@@ -202,7 +240,7 @@ pub fn evaluate(
             data.n_classes,
         ));
     }
-    let out = logits(device, config, params, &data.features, data.len())?;
+    let out = predictor.logits(&data.features, data.len())?;
     let loss: Loss = config.loss;
     let (r, _) = loss_and_grad(loss, &out, &data.labels, data.len(), false);
     let c = config.output;
@@ -229,14 +267,12 @@ pub struct RegressionEvaluation {
 /// The predictions of a regression model in the targets' own units: the outputs with the
 /// target standardisation (if any) undone.
 pub fn predictions(
-    device: Device,
-    config: &MlpConfig,
-    params: &[f32],
+    predictor: &Predictor,
     target_norm: Option<&Normalization>,
     features: &[f32],
     n: usize,
 ) -> Result<Vec<f32>> {
-    let mut out = logits(device, config, params, features, n)?;
+    let mut out = predictor.logits(features, n)?;
     if let Some(norm) = target_norm {
         norm.invert(&mut out);
     }
@@ -247,12 +283,11 @@ pub fn predictions(
 /// expects, targets in their own units); the loss is the training loss on the model's
 /// (standardised, when `target_norm` is given) scale.
 pub fn evaluate_regression(
-    device: Device,
-    config: &MlpConfig,
-    params: &[f32],
+    predictor: &Predictor,
     target_norm: Option<&Normalization>,
     data: &Dataset,
 ) -> Result<RegressionEvaluation> {
+    let config = predictor.config();
     if data.n_features != config.input || data.n_targets != config.output {
         return Err(Error::shape(
             "evaluation data",
@@ -266,14 +301,7 @@ pub fn evaluate_regression(
             ),
         ));
     }
-    let pred = predictions(
-        device,
-        config,
-        params,
-        target_norm,
-        &data.features,
-        data.len(),
-    )?;
+    let pred = predictions(predictor, target_norm, &data.features, data.len())?;
     let ones = vec![1.0; config.output];
     let (raw, _) = regression_loss_and_grad(
         config.loss,

@@ -26,6 +26,7 @@ pub mod error;
 pub mod fsutil;
 pub mod gpu;
 pub mod infer;
+pub mod model;
 pub mod optim;
 pub mod plot;
 pub mod reference;
@@ -37,7 +38,11 @@ pub use activation::{ACTIVATION_NAMES, Activation};
 pub use config::{Init, Loss, MlpConfig, Task};
 pub use data::{Dataset, Normalization};
 pub use error::{Error, GpuFault, Result};
-pub use gpu::{AdapterRequest, GpuContext, GpuDataset, GpuMlp};
+pub use gpu::{AdapterRequest, ContextOptions, FusedMlp, GpuContext, GpuDataset, GpuMlp};
+pub use infer::Predictor;
+pub use model::{BatchLoss, Device, Model, Target};
 pub use optim::{OptimizerConfig, OptimizerKind};
 pub use reference::CpuMlp;
-pub use train::{EpochMetrics, RegressionMetrics, TrainOptions, Trainer};
+pub use train::{
+    Control, EpochMetrics, Event, RegressionMetrics, TrainOptions, Trainer, TrainerBuilder,
+};

@@ -44,8 +44,35 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(e.exit_code())
+            let code = e.exit_code();
+            eprintln!("error: {}", with_flag_names(e));
+            ExitCode::from(code)
         }
+    }
+}
+
+/// The library names settings as a program would (`lr`, `batch_size`); the command line
+/// names the flag that sets each, and says which flags help after a divergence.
+fn with_flag_names(e: wgmlp::Error) -> String {
+    const FLAGS: [(&str, &str); 6] = [
+        ("optimizer", "--optimizer"),
+        ("lr", "--lr"),
+        ("momentum", "--momentum"),
+        ("clip_norm", "--clip-grad-norm"),
+        ("weight_decay", "--weight-decay"),
+        ("batch_size", "--batch-size"),
+    ];
+    match e {
+        wgmlp::Error::Config { field, message } => {
+            let field = FLAGS
+                .iter()
+                .find(|(name, _)| *name == field)
+                .map_or(field, |(_, flag)| flag.to_string());
+            wgmlp::Error::Config { field, message }.to_string()
+        }
+        e @ wgmlp::Error::Diverged { .. } => {
+            format!("{e} (--lr, --normalize standard, or --clip-grad-norm)")
+        }
+        e => e.to_string(),
     }
 }

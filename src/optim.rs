@@ -51,7 +51,7 @@ impl FromStr for OptimizerKind {
             "adam" => Ok(OptimizerKind::Adam),
             "adamw" => Ok(OptimizerKind::AdamW),
             _ => Err(Error::config(
-                "--optimizer",
+                "optimizer",
                 format!("unknown optimizer {s:?}; choose sgd, momentum, adam or adamw"),
             )),
         }
@@ -113,7 +113,7 @@ impl OptimizerConfig {
     pub fn validate(&self) -> Result<()> {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Error::config(
-                "--lr",
+                "lr",
                 format!("learning rate {} must be a positive number", self.lr),
             ));
         }
@@ -121,11 +121,11 @@ impl OptimizerConfig {
             return Err(Error::config("beta", "Adam's betas must be in [0, 1)"));
         }
         if !(0.0..=1.0).contains(&self.momentum) {
-            return Err(Error::config("--momentum", "momentum must be in [0, 1]"));
+            return Err(Error::config("momentum", "momentum must be in [0, 1]"));
         }
         if !(self.clip_norm.is_finite() && self.clip_norm >= 0.0) {
             return Err(Error::config(
-                "--clip-grad-norm",
+                "clip_norm",
                 format!(
                     "{} must be a positive number (the largest gradient norm)",
                     self.clip_norm
@@ -134,7 +134,7 @@ impl OptimizerConfig {
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return Err(Error::config(
-                "--weight-decay",
+                "weight_decay",
                 "weight decay must be a non-negative number",
             ));
         }

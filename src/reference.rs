@@ -174,19 +174,9 @@ impl<T: Real> CpuMlp<T> {
         Ok(self.forward_cache(x, batch)?.output)
     }
 
-    /// Mean loss and correct count of a batch, with the gradient of the mean loss w.r.t.
-    /// every parameter (flat, same layout as the parameters).
+    /// The batch's loss and metrics (class labels or regression targets), with the gradient
+    /// of the mean loss w.r.t. every parameter (flat, same layout as the parameters).
     pub fn loss_and_gradients(
-        &self,
-        x: &[T],
-        labels: &[u32],
-        batch: usize,
-    ) -> Result<(BatchLoss<T>, Vec<T>)> {
-        self.loss_and_gradients_for(x, Target::Labels(labels), batch)
-    }
-
-    /// [`Self::loss_and_gradients`] for class labels or regression targets.
-    pub fn loss_and_gradients_for(
         &self,
         x: &[T],
         target: Target,
@@ -242,12 +232,6 @@ impl<T: Real> CpuMlp<T> {
         Ok((loss, grads))
     }
 
-    /// One optimizer step on a batch; returns the batch's mean loss and correct count.
-    /// A non-finite loss is an error and leaves the parameters untouched.
-    pub fn train_step(&mut self, x: &[T], labels: &[u32], batch: usize) -> Result<BatchLoss<T>> {
-        self.train_step_for(x, Target::Labels(labels), batch)
-    }
-
     /// The loss, metrics and (if `want_grad`) dLoss/dlogits of a batch's outputs.
     pub fn batch_loss(
         &self,
@@ -271,14 +255,11 @@ impl<T: Real> CpuMlp<T> {
         }
     }
 
-    /// [`Self::train_step`] for class labels or regression targets.
-    pub fn train_step_for(
-        &mut self,
-        x: &[T],
-        target: Target,
-        batch: usize,
-    ) -> Result<BatchLoss<T>> {
-        let (loss, grads) = self.loss_and_gradients_for(x, target, batch)?;
+    /// One optimizer step on a batch (class labels or regression targets); returns the
+    /// batch's loss and metrics. A non-finite loss is an error and leaves the parameters
+    /// untouched.
+    pub fn train_step(&mut self, x: &[T], target: Target, batch: usize) -> Result<BatchLoss<T>> {
+        let (loss, grads) = self.loss_and_gradients(x, target, batch)?;
         if !loss.loss.to_f64().is_finite() {
             return Err(Error::Diverged {
                 epoch: 0,

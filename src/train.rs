@@ -9,11 +9,13 @@ use crate::config::MlpConfig;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::fused::{FusedMlp, KernelChoice, KernelDecision};
-use crate::gpu::uniforms::TrainState;
 use crate::gpu::{GpuContext, GpuDataset, GpuMlp};
+use crate::model::sealed::{Engine, GpuSteps};
+use crate::model::{Device, Model};
 use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::reference::{BatchLoss, CpuMlp, Target};
 use crate::rng::Rng;
+use crate::schedule::LrSchedule;
 
 /// How to train.
 #[derive(Clone, Debug)]
@@ -120,206 +122,331 @@ impl Stats {
     }
 }
 
-/// The GPU model with its resident datasets.
-pub struct GpuEngine<'c> {
-    /// The model.
-    pub mlp: GpuMlp<'c>,
-    /// Training set on the GPU.
-    pub train: GpuDataset,
-    /// Test set on the GPU.
-    pub test: Option<GpuDataset>,
+/// A dataset the trainer reads: shared with the caller (never copied), and for a GPU model
+/// also resident on its device.
+struct TrainData {
+    host: Arc<Dataset>,
+    gpu: Option<GpuDataset>,
 }
 
-/// The fused-kernel model with its resident datasets.
-pub struct FusedEngine<'c> {
-    /// The model.
-    pub mlp: FusedMlp<'c>,
-    /// Training set on the GPU.
-    pub train: GpuDataset,
-    /// Test set on the GPU.
-    pub test: Option<GpuDataset>,
+impl TrainData {
+    fn new(host: Arc<Dataset>, ctx: Option<&GpuContext>) -> Result<Self> {
+        let gpu = ctx.map(|c| GpuDataset::upload(c, &host)).transpose()?;
+        Ok(TrainData { host, gpu })
+    }
 }
 
-/// Where the model lives.
-pub enum Engine<'c> {
-    /// On the GPU, with the datasets resident there.
-    Gpu(Box<GpuEngine<'c>>),
-    /// On the GPU, trained by the fused kernel (`--kernel fused`, or `auto` when it fits and is
-    /// faster).
-    Fused(Box<FusedEngine<'c>>),
-    /// The CPU reference in f32.
-    Cpu(Box<CpuMlp<f32>>),
+/// What [`Trainer::fit`] reports while it runs.
+#[derive(Clone, Copy)]
+pub enum Event<'a> {
+    /// Steps of the running epoch are done: on the GPU after each submit of
+    /// [`TrainOptions::steps_per_submit`] steps (the count is of steps finished, not queued),
+    /// on the CPU after every step.
+    Progress {
+        /// The running epoch (1-based).
+        epoch: usize,
+        /// Steps of it done.
+        done: usize,
+        /// Steps in the epoch.
+        steps: usize,
+    },
+    /// An epoch finished and was evaluated: the moment to log, keep the best parameters
+    /// (`model.params()`), or save a checkpoint (with `model.optimizer_state()`).
+    Epoch {
+        /// Its metrics.
+        metrics: &'a EpochMetrics,
+        /// The model after the epoch.
+        model: &'a dyn Model,
+    },
 }
 
-/// Trains an MLP epoch by epoch.
-pub struct Trainer<'c> {
-    /// The model and its data.
-    pub engine: Engine<'c>,
-    train: Dataset,
-    test: Option<Dataset>,
+impl std::fmt::Debug for Event<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::Progress { epoch, done, steps } => f
+                .debug_struct("Progress")
+                .field("epoch", epoch)
+                .field("done", done)
+                .field("steps", steps)
+                .finish(),
+            Event::Epoch { metrics, .. } => f.debug_tuple("Epoch").field(metrics).finish(),
+        }
+    }
+}
+
+/// What the host program answers an [`Event`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Go on.
+    Continue,
+    /// Stop: after an [`Event::Epoch`], `fit` returns the epochs so far; after an
+    /// [`Event::Progress`], the running epoch stops after the work already submitted and
+    /// `fit` returns [`Error::Interrupted`] (the parameters are those after the last finished
+    /// step).
+    Stop,
+}
+
+/// Trains a [`Model`] epoch by epoch on shuffled mini-batches, with the data resident on the
+/// model's device, and evaluates it. `'static` and `Send`: it owns its model and shares the
+/// datasets.
+///
+/// ```
+/// use std::sync::Arc;
+/// use wgmlp::{Control, Device, MlpConfig, OptimizerConfig, Trainer, data::synthetic};
+///
+/// # fn main() -> wgmlp::Result<()> {
+/// let data = Arc::new(synthetic::spirals(200, 3, 1));
+/// let config = MlpConfig::new(2, &[32], 3).with_seed(1);
+/// let mut trainer = Trainer::builder(Device::Cpu, &config, OptimizerConfig::adam(0.01))
+///     .batch_size(32)
+///     .build(data)?;
+/// let history = trainer.fit(5, |_event| Ok(Control::Continue))?;
+/// assert_eq!(history.len(), 5);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Trainer {
+    model: Box<dyn Model>,
+    train: TrainData,
+    test: Option<TrainData>,
     options: TrainOptions,
     seed: u64,
-    /// Epochs completed.
-    pub epoch: usize,
+    epoch: usize,
     stop: Option<Arc<AtomicBool>>,
     /// Per-target scale of the regression metrics (see [`Trainer::set_target_scale`]).
     target_scale: Vec<f32>,
-    /// Called with (steps done, steps) of the running epoch (see [`Trainer::set_progress`]).
-    progress: Option<Progress<'c>>,
-    /// The GPU path and why it was chosen (`None` on the CPU).
+    /// The learning rate per epoch, from the optimizer's rate at construction.
+    schedule: Option<(LrSchedule, f32)>,
+    /// The GPU path and why it was chosen (`None` for a model given by the caller and on the
+    /// CPU).
     kernel: Option<KernelDecision>,
 }
 
-/// A progress callback: (steps done, steps in the epoch).
-pub type Progress<'c> = Box<dyn FnMut(usize, usize) + 'c>;
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("model", &self.model.config().describe())
+            .field("device", &self.model.device_name())
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
 
-impl<'c> Trainer<'c> {
-    /// A trainer on the GPU's layered path: uploads both datasets once.
-    pub fn gpu(
-        ctx: &'c GpuContext,
-        config: &MlpConfig,
-        optimizer: OptimizerConfig,
-        train: &Dataset,
-        test: Option<&Dataset>,
-        options: TrainOptions,
-    ) -> Result<Self> {
-        Self::gpu_with_kernel(
-            ctx,
+/// Builds a [`Trainer`]: the device, the model and the options (see [`Trainer::builder`]).
+#[derive(Clone, Debug)]
+pub struct TrainerBuilder {
+    device: Device,
+    config: MlpConfig,
+    optimizer: OptimizerConfig,
+    options: TrainOptions,
+    kernel: KernelChoice,
+    params: Option<Vec<f32>>,
+    test: Option<Arc<Dataset>>,
+    schedule: Option<LrSchedule>,
+}
+
+impl TrainerBuilder {
+    /// Samples per optimizer step (default 256; the last batch of an epoch may be smaller).
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.options.batch_size = batch_size;
+        self
+    }
+
+    /// Training steps recorded into one command encoder and submitted together (default
+    /// 64; GPU only).
+    pub fn steps_per_submit(mut self, steps: usize) -> Self {
+        self.options.steps_per_submit = steps;
+        self
+    }
+
+    /// Batch size and steps per submit at once.
+    pub fn options(mut self, options: TrainOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Which GPU path trains the model (default [`KernelChoice::Layered`]; `Auto` times the
+    /// fused kernel against it where it fits and keeps the faster).
+    pub fn kernel(mut self, kernel: KernelChoice) -> Self {
+        self.kernel = kernel;
+        self
+    }
+
+    /// Starts from these flat parameters instead of the config's seeded initialisation.
+    pub fn params(mut self, params: Vec<f32>) -> Self {
+        self.params = Some(params);
+        self
+    }
+
+    /// A held-out set, evaluated after every epoch (`test_loss`, `test_accuracy`).
+    pub fn test(mut self, test: impl Into<Arc<Dataset>>) -> Self {
+        self.test = Some(test.into());
+        self
+    }
+
+    /// A learning-rate schedule: epoch `e` runs at `schedule.lr(optimizer.lr, e)`.
+    pub fn lr_schedule(mut self, schedule: LrSchedule) -> Self {
+        self.schedule = Some(schedule);
+        self
+    }
+
+    /// Checks the data against the model, makes the model and uploads the data once.
+    pub fn build(self, train: impl Into<Arc<Dataset>>) -> Result<Trainer> {
+        let train = train.into();
+        let TrainerBuilder {
+            device,
             config,
             optimizer,
-            train,
-            test,
             options,
-            KernelChoice::Layered,
-        )
-    }
-
-    /// A trainer on the GPU path `kernel` chooses (`--kernel`: the fused kernel, the layered
-    /// path, or `auto`): uploads both datasets once. [`Self::kernel`] says what was chosen.
-    pub fn gpu_with_kernel(
-        ctx: &'c GpuContext,
-        config: &MlpConfig,
-        optimizer: OptimizerConfig,
-        train: &Dataset,
-        test: Option<&Dataset>,
-        options: TrainOptions,
-        kernel: KernelChoice,
-    ) -> Result<Self> {
-        check_data(config, train, test, &options)?;
-        let batch = options.batch_size.min(train.len());
-        let decision = crate::gpu::fused::decide(ctx, config, optimizer, batch, kernel)?;
-        if let Some(note) = &decision.note {
-            log::info!("{note}");
+            kernel,
+            params,
+            test,
+            schedule,
+        } = self;
+        check_data(&config, &train, test.as_deref(), &options)?;
+        if let Some(s) = &schedule {
+            s.validate()?;
         }
-        let train_gpu = GpuDataset::upload(ctx, train)?;
-        let test_gpu = test.map(|t| GpuDataset::upload(ctx, t)).transpose()?;
-        let engine = match decision.fused {
-            Some(_) => Engine::Fused(Box::new(FusedEngine {
-                mlp: FusedMlp::new(ctx, config, optimizer, batch)?,
-                train: train_gpu,
-                test: test_gpu,
-            })),
-            None => Engine::Gpu(Box::new(GpuEngine {
-                mlp: GpuMlp::new(ctx, config, optimizer, batch)?,
-                train: train_gpu,
-                test: test_gpu,
-            })),
+        let params = match params {
+            Some(p) => p,
+            None => config.init_params(),
         };
-        let mut trainer = Self::with_engine(engine, config, train, test, options);
-        trainer.kernel = Some(decision);
+        let batch = options.batch_size.min(train.len());
+        let (model, decision): (Box<dyn Model>, _) = match &device {
+            Device::Cpu => (
+                device.model_from_params(&config, optimizer, batch, &params)?,
+                None,
+            ),
+            Device::Gpu(ctx) => {
+                let decision = crate::gpu::fused::decide(ctx, &config, optimizer, batch, kernel)?;
+                if let Some(note) = &decision.note {
+                    log::info!("{note}");
+                }
+                let model: Box<dyn Model> = match decision.fused {
+                    Some(_) => Box::new(FusedMlp::from_params(
+                        ctx, &config, optimizer, batch, &params,
+                    )?),
+                    None => Box::new(GpuMlp::from_params(
+                        ctx, &config, optimizer, batch, &params,
+                    )?),
+                };
+                (model, Some(decision))
+            }
+        };
+        let mut trainer = Trainer::assemble(model, train, test, options, device.context())?;
+        trainer.kernel = decision;
+        trainer.schedule = schedule.map(|s| (s, optimizer.lr));
         Ok(trainer)
     }
+}
 
-    /// The GPU path training this model and why it was chosen (`None` on the CPU).
+impl Trainer {
+    /// A builder for a trainer of a new model of `config` on `device`.
+    pub fn builder(
+        device: Device,
+        config: &MlpConfig,
+        optimizer: OptimizerConfig,
+    ) -> TrainerBuilder {
+        TrainerBuilder {
+            device,
+            config: config.clone(),
+            optimizer,
+            options: TrainOptions::default(),
+            kernel: KernelChoice::Layered,
+            params: None,
+            test: None,
+            schedule: None,
+        }
+    }
+
+    /// A trainer of a model the caller made (any [`Model`]: its parameters and optimizer
+    /// state are kept). A GPU model's batches must hold `options.batch_size` rows (or the
+    /// whole training set, if smaller).
+    pub fn new(
+        model: Box<dyn Model>,
+        train: impl Into<Arc<Dataset>>,
+        test: Option<Arc<Dataset>>,
+        options: TrainOptions,
+    ) -> Result<Trainer> {
+        let train = train.into();
+        check_data(model.config(), &train, test.as_deref(), &options)?;
+        let batch = options.batch_size.min(train.len());
+        if batch > model.max_batch() {
+            return Err(Error::shape(
+                "batch size",
+                format!(
+                    "at most {} rows (the model's largest batch)",
+                    model.max_batch()
+                ),
+                batch,
+            ));
+        }
+        let mut model = model;
+        let ctx = match model.engine() {
+            Engine::Gpu(g) => Some(g.context().clone()),
+            Engine::Cpu(_) => None,
+        };
+        Trainer::assemble(model, train, test, options, ctx.as_ref())
+    }
+
+    fn assemble(
+        model: Box<dyn Model>,
+        train: Arc<Dataset>,
+        test: Option<Arc<Dataset>>,
+        options: TrainOptions,
+        ctx: Option<&GpuContext>,
+    ) -> Result<Trainer> {
+        let output = model.config().output;
+        Ok(Trainer {
+            seed: model.config().seed,
+            train: TrainData::new(train, ctx)?,
+            test: test.map(|t| TrainData::new(t, ctx)).transpose()?,
+            model,
+            options,
+            epoch: 0,
+            stop: None,
+            target_scale: vec![1.0; output],
+            schedule: None,
+            kernel: None,
+        })
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &dyn Model {
+        &*self.model
+    }
+
+    /// The model being trained, to change (its learning rate, its parameters).
+    pub fn model_mut(&mut self) -> &mut dyn Model {
+        &mut *self.model
+    }
+
+    /// The trained model, for inference or further training elsewhere.
+    pub fn into_model(self) -> Box<dyn Model> {
+        self.model
+    }
+
+    /// Epochs completed.
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    /// The GPU path training this model and why it was chosen (`None` on the CPU and for a
+    /// model given to [`Trainer::new`]).
     pub fn kernel(&self) -> Option<&KernelDecision> {
         self.kernel.as_ref()
     }
 
-    /// A trainer on the CPU reference path (f32).
-    pub fn cpu(
-        config: &MlpConfig,
-        optimizer: OptimizerConfig,
-        train: &Dataset,
-        test: Option<&Dataset>,
-        options: TrainOptions,
-    ) -> Result<Self> {
-        check_data(config, train, test, &options)?;
-        let mlp = CpuMlp::<f32>::new(config, optimizer)?;
-        Ok(Self::with_engine(
-            Engine::Cpu(Box::new(mlp)),
-            config,
-            train,
-            test,
-            options,
-        ))
-    }
-
-    fn with_engine(
-        engine: Engine<'c>,
-        config: &MlpConfig,
-        train: &Dataset,
-        test: Option<&Dataset>,
-        options: TrainOptions,
-    ) -> Self {
-        Trainer {
-            engine,
-            train: train.clone(),
-            test: test.cloned(),
-            options,
-            seed: config.seed,
-            epoch: 0,
-            stop: None,
-            target_scale: vec![1.0; config.output],
-            progress: None,
-            kernel: None,
-        }
-    }
-
-    /// Reports progress within each epoch: on the GPU after each submit of
-    /// `steps_per_submit` steps (the trainer then waits for the previous submit to finish,
-    /// keeping one in flight, so the count is of steps done, not queued); on the CPU after
-    /// every step.
-    pub fn set_progress(&mut self, f: Progress<'c>) {
-        self.progress = Some(f);
-    }
-
-    /// Sets the learning rate of the following steps (for a schedule, between epochs).
+    /// Sets the learning rate of the following steps (without a schedule; a schedule set
+    /// with [`TrainerBuilder::lr_schedule`] sets it again before each epoch).
     pub fn set_lr(&mut self, lr: f32) -> Result<()> {
-        match &mut self.engine {
-            Engine::Gpu(g) => g.mlp.set_lr(lr),
-            Engine::Fused(f) => f.mlp.set_lr(lr),
-            Engine::Cpu(mlp) => {
-                if !(lr.is_finite() && lr >= 0.0) {
-                    return Err(Error::config(
-                        "learning rate",
-                        format!("{lr} must be a finite number >= 0"),
-                    ));
-                }
-                mlp.optimizer.lr = lr;
-                Ok(())
-            }
-        }
+        self.model.set_lr(lr)
     }
 
     /// For standardised regression targets: the std of each target, so MSE, MAE and R² are
     /// reported in the targets' own units (the default scale is 1).
     pub fn set_target_scale(&mut self, scale: &[f32]) -> Result<()> {
-        match &mut self.engine {
-            Engine::Gpu(g) => g.mlp.set_target_scale(scale)?,
-            // The fused path trains classification only (fused::decide).
-            Engine::Fused(_) => {
-                return Err(Error::config(
-                    "target scale",
-                    "the fused kernel does not train regression datasets",
-                ));
-            }
-            Engine::Cpu(mlp) => {
-                if scale.len() != mlp.config.output {
-                    return Err(Error::shape("target scale", mlp.config.output, scale.len()));
-                }
-                mlp.target_scale = scale.to_vec();
-            }
-        }
+        self.model.set_target_scale(scale)?;
         self.target_scale = scale.to_vec();
         Ok(())
     }
@@ -346,74 +473,111 @@ impl<'c> Trainer<'c> {
 
     /// A short name of where training runs.
     pub fn device_name(&self) -> String {
-        match &self.engine {
-            Engine::Gpu(g) => g.mlp.context().adapter_summary(),
-            Engine::Fused(f) => f.mlp.context().adapter_summary(),
-            Engine::Cpu(_) => "CPU reference (f32)".to_string(),
-        }
+        self.model.device_name()
     }
 
     /// Number of optimizer steps per epoch.
     pub fn steps_per_epoch(&self) -> usize {
-        self.train
-            .len()
-            .div_ceil(self.options.batch_size.min(self.train.len()))
+        let n = self.train.host.len();
+        n.div_ceil(self.options.batch_size.min(n))
+    }
+
+    /// Trains until `epochs` epochs are done (counting those done before, so a resumed
+    /// trainer continues), telling `on_event` of progress within each epoch and of each
+    /// finished epoch; returns the metrics of the epochs it ran. `on_event` stops training by
+    /// answering [`Control::Stop`]; an error it returns ends training with that error.
+    pub fn fit(
+        &mut self,
+        epochs: usize,
+        mut on_event: impl FnMut(Event<'_>) -> Result<Control>,
+    ) -> Result<Vec<EpochMetrics>> {
+        let mut history = Vec::new();
+        while self.epoch < epochs {
+            if self
+                .stop
+                .as_deref()
+                .is_some_and(|s| s.load(Ordering::SeqCst))
+            {
+                return Err(interrupted(self.epoch + 1, 0));
+            }
+            let mut failed = None;
+            let epoch = self.epoch + 1;
+            let mut progress = |done: usize, steps: usize| {
+                let event = Event::Progress { epoch, done, steps };
+                match on_event(event) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        failed = Some(e);
+                        Control::Stop
+                    }
+                }
+            };
+            let result = self.epoch_with(&mut progress);
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            let m = result?;
+            let control = on_event(Event::Epoch {
+                metrics: &m,
+                model: &*self.model,
+            })?;
+            history.push(m);
+            if control == Control::Stop {
+                break;
+            }
+        }
+        Ok(history)
     }
 
     /// Trains one epoch and evaluates; returns its metrics.
     pub fn run_epoch(&mut self) -> Result<EpochMetrics> {
+        self.epoch_with(&mut |_, _| Control::Continue)
+    }
+
+    fn epoch_with(
+        &mut self,
+        progress: &mut dyn FnMut(usize, usize) -> Control,
+    ) -> Result<EpochMetrics> {
         let epoch = self.epoch + 1;
+        if let Some((schedule, base)) = self.schedule {
+            self.model.set_lr(schedule.lr(base, epoch))?;
+        }
         let start = Instant::now();
-        let perm = epoch_permutation(self.seed, epoch, self.train.len());
-        let batch = self.options.batch_size.min(self.train.len());
-        let stop = self.stop.as_deref();
-        let progress = self.progress.as_deref_mut();
-        let (train_stats, test_stats) = match &mut self.engine {
-            Engine::Gpu(g) => {
-                let GpuEngine { mlp, train, test } = &mut **g;
-                gpu_epoch(
-                    mlp,
-                    train,
-                    test.as_ref(),
-                    &perm,
-                    batch,
-                    &self.options,
-                    epoch,
-                    stop,
-                    progress,
-                )?
-            }
-            Engine::Fused(f) => {
-                let FusedEngine { mlp, train, test } = &mut **f;
-                gpu_epoch(
-                    mlp,
-                    train,
-                    test.as_ref(),
-                    &perm,
-                    batch,
-                    &self.options,
-                    epoch,
-                    stop,
-                    progress,
-                )?
-            }
+        let n = self.train.host.len();
+        let perm = epoch_permutation(self.seed, epoch, n);
+        let batch = self.options.batch_size.min(n);
+        let flag = self.stop.clone();
+        let stop = move || flag.as_deref().is_some_and(|s| s.load(Ordering::SeqCst));
+        let mut progress = |done: usize, steps: usize| progress(done, steps) == Control::Continue;
+        let (train_stats, test_stats) = match self.model.engine() {
+            Engine::Gpu(mlp) => gpu_epoch(
+                mlp,
+                gpu_data(&self.train)?,
+                self.test.as_ref().map(gpu_data).transpose()?,
+                &perm,
+                batch,
+                &self.options,
+                epoch,
+                &mut progress,
+                &stop,
+            )?,
             Engine::Cpu(mlp) => cpu_epoch(
                 mlp,
-                &self.train,
-                self.test.as_ref(),
+                &self.train.host,
+                self.test.as_ref().map(|t| &*t.host),
                 &perm,
                 batch,
                 epoch,
-                stop,
-                progress,
+                &mut progress,
+                &stop,
             )?,
         };
         self.epoch = epoch;
         let seconds = start.elapsed().as_secs_f64();
-        let train_regression = self.regression(&train_stats, &self.train);
+        let train_regression = self.regression(&train_stats, &self.train.host);
         let test_regression = test_stats
             .zip(self.test.as_ref())
-            .and_then(|(s, t)| self.regression(&s, t));
+            .and_then(|(s, t)| self.regression(&s, &t.host));
         Ok(EpochMetrics {
             epoch,
             train_loss: train_stats.loss,
@@ -423,7 +587,7 @@ impl<'c> Trainer<'c> {
             train_regression,
             test_regression,
             seconds,
-            samples_per_second: self.train.len() as f64 / seconds.max(1e-9),
+            samples_per_second: n as f64 / seconds.max(1e-9),
         })
     }
 
@@ -440,41 +604,26 @@ impl<'c> Trainer<'c> {
         Ok((
             stats.loss,
             stats.accuracy,
-            self.regression(&stats, &self.train),
+            self.regression(&stats, &self.train.host),
         ))
     }
 
     fn train_set_stats(&mut self) -> Result<Stats> {
-        let batch = self.options.batch_size.min(self.train.len());
-        match &mut self.engine {
-            Engine::Gpu(g) => {
-                let GpuEngine { mlp, train, .. } = &mut **g;
-                evaluate_gpu(mlp, train)
-            }
-            Engine::Fused(f) => {
-                let FusedEngine { mlp, train, .. } = &mut **f;
-                evaluate_gpu(mlp, train)
-            }
-            Engine::Cpu(mlp) => cpu_stats(mlp, &self.train, batch),
+        let batch = self.options.batch_size.min(self.train.host.len());
+        match self.model.engine() {
+            Engine::Gpu(mlp) => evaluate_gpu(mlp, gpu_data(&self.train)?),
+            Engine::Cpu(mlp) => cpu_stats(mlp, &self.train.host, batch),
         }
     }
 
     /// The current flat parameters.
     pub fn params(&self) -> Result<Vec<f32>> {
-        match &self.engine {
-            Engine::Gpu(g) => g.mlp.params(),
-            Engine::Fused(f) => f.mlp.params(),
-            Engine::Cpu(mlp) => Ok(mlp.params.clone()),
-        }
+        self.model.params()
     }
 
     /// The current optimizer state.
     pub fn optimizer_state(&self) -> Result<OptimizerState<f32>> {
-        match &self.engine {
-            Engine::Gpu(g) => g.mlp.optimizer_state(),
-            Engine::Fused(f) => f.mlp.optimizer_state(),
-            Engine::Cpu(mlp) => Ok(mlp.state.clone()),
-        }
+        self.model.optimizer_state()
     }
 
     /// Restores parameters, optimizer state and the epoch count (to resume a run).
@@ -484,33 +633,18 @@ impl<'c> Trainer<'c> {
         state: &OptimizerState<f32>,
         epoch: usize,
     ) -> Result<()> {
-        match &mut self.engine {
-            Engine::Gpu(g) => {
-                g.mlp.set_params(params)?;
-                g.mlp.set_optimizer_state(state)?;
-            }
-            Engine::Fused(f) => {
-                f.mlp.set_params(params)?;
-                f.mlp.set_optimizer_state(state)?;
-            }
-            Engine::Cpu(mlp) => {
-                if params.len() != mlp.params.len() {
-                    return Err(Error::shape("parameters", mlp.params.len(), params.len()));
-                }
-                if state.m.len() != params.len() || state.v.len() != params.len() {
-                    return Err(Error::shape(
-                        "optimizer state",
-                        format!("{} values per moment", params.len()),
-                        format!("{} and {}", state.m.len(), state.v.len()),
-                    ));
-                }
-                mlp.params = params.to_vec();
-                mlp.state = state.clone();
-            }
-        }
+        self.model.set_params(params)?;
+        self.model.set_optimizer_state(state)?;
         self.epoch = epoch;
         Ok(())
     }
+}
+
+/// The resident copy of a dataset (a GPU model's trainer always has one).
+fn gpu_data(d: &TrainData) -> Result<&GpuDataset> {
+    d.gpu
+        .as_ref()
+        .ok_or_else(|| Error::config("dataset", "not resident on the model's GPU"))
 }
 
 fn check_data(
@@ -521,7 +655,7 @@ fn check_data(
 ) -> Result<()> {
     config.validate()?;
     if options.batch_size == 0 {
-        return Err(Error::config("--batch-size", "must be at least 1 (got 0)"));
+        return Err(Error::config("batch_size", "must be at least 1 (got 0)"));
     }
     if options.steps_per_submit == 0 {
         return Err(Error::config("steps per submit", "must be at least 1"));
@@ -572,66 +706,8 @@ fn check_data(
     Ok(())
 }
 
-/// What an epoch on the GPU needs of a model: [`GpuMlp`] and [`FusedMlp`] record the same
-/// way.
-trait GpuSteps {
-    fn context(&self) -> &GpuContext;
-    fn reset_metrics(&self, enc: &mut wgpu::CommandEncoder);
-    fn train_step(
-        &mut self,
-        enc: &mut wgpu::CommandEncoder,
-        data: &GpuDataset,
-        offset: usize,
-        batch: usize,
-    ) -> Result<()>;
-    fn evaluation(&mut self, enc: &mut wgpu::CommandEncoder, data: &GpuDataset) -> Result<()>;
-    fn snapshot(&self, enc: &mut wgpu::CommandEncoder);
-    fn read_snapshot(&self) -> Result<(TrainState, TrainState)>;
-    fn clear_divergence(&self);
-}
-
-macro_rules! gpu_steps {
-    ($ty:ty) => {
-        impl GpuSteps for $ty {
-            fn context(&self) -> &GpuContext {
-                <$ty>::context(self)
-            }
-            fn reset_metrics(&self, enc: &mut wgpu::CommandEncoder) {
-                self.encode_reset_metrics(enc)
-            }
-            fn train_step(
-                &mut self,
-                enc: &mut wgpu::CommandEncoder,
-                data: &GpuDataset,
-                offset: usize,
-                batch: usize,
-            ) -> Result<()> {
-                self.encode_train_step(enc, data, offset, batch)
-            }
-            fn evaluation(
-                &mut self,
-                enc: &mut wgpu::CommandEncoder,
-                data: &GpuDataset,
-            ) -> Result<()> {
-                self.encode_evaluation(enc, data)
-            }
-            fn snapshot(&self, enc: &mut wgpu::CommandEncoder) {
-                self.encode_snapshot_states(enc)
-            }
-            fn read_snapshot(&self) -> Result<(TrainState, TrainState)> {
-                <$ty>::read_snapshot(self)
-            }
-            fn clear_divergence(&self) {
-                <$ty>::clear_divergence(self)
-            }
-        }
-    };
-}
-gpu_steps!(GpuMlp<'_>);
-gpu_steps!(FusedMlp<'_>);
-
 /// The metrics of a GPU model on all of `data`, in order.
-fn evaluate_gpu(mlp: &mut impl GpuSteps, data: &GpuDataset) -> Result<Stats> {
+fn evaluate_gpu(mlp: &mut dyn GpuSteps, data: &GpuDataset) -> Result<Stats> {
     let mut enc = mlp
         .context()
         .device
@@ -646,15 +722,15 @@ fn evaluate_gpu(mlp: &mut impl GpuSteps, data: &GpuDataset) -> Result<Stats> {
 
 #[allow(clippy::too_many_arguments)]
 fn gpu_epoch(
-    mlp: &mut impl GpuSteps,
+    mlp: &mut dyn GpuSteps,
     train: &GpuDataset,
     test: Option<&GpuDataset>,
     perm: &[u32],
     batch: usize,
     options: &TrainOptions,
     epoch: usize,
-    stop: Option<&AtomicBool>,
-    mut progress: Option<&mut (dyn FnMut(usize, usize) + '_)>,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+    stop: &dyn Fn() -> bool,
 ) -> Result<(Stats, Option<Stats>)> {
     let mut in_flight: Option<(wgpu::SubmissionIndex, usize)> = None;
     train.set_permutation(mlp.context(), perm)?;
@@ -677,18 +753,17 @@ fn gpu_epoch(
                 ctx.device.create_command_encoder(&Default::default()),
             );
             let index = ctx.queue.submit([full.finish()]);
-            if let Some(report) = progress.as_deref_mut() {
-                if let Some((previous, done)) = in_flight.take() {
-                    // Faults surface at the epoch's readback; here only the count matters.
-                    let _ = ctx.device.poll(wgpu::PollType::Wait {
-                        submission_index: Some(previous),
-                        timeout: Some(ctx.wait_timeout),
-                    });
-                    report(done, steps.len());
-                }
-                in_flight = Some((index, i + 1));
+            let mut go_on = true;
+            if let Some((previous, done)) = in_flight.take() {
+                // Faults surface at the epoch's readback; here only the count matters.
+                let _ = ctx.device.poll(wgpu::PollType::Wait {
+                    submission_index: Some(previous),
+                    timeout: Some(ctx.wait_timeout),
+                });
+                go_on = progress(done, steps.len());
             }
-            if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            in_flight = Some((index, i + 1));
+            if !go_on || stop() {
                 return Err(interrupted(epoch, i + 1));
             }
         }
@@ -701,9 +776,7 @@ fn gpu_epoch(
     ctx.queue.submit([enc.finish()]);
     let (tr, ev) = mlp.read_snapshot()?;
     ctx.check("training epoch")?;
-    if let Some(report) = progress {
-        report(steps.len(), steps.len());
-    }
+    progress(steps.len(), steps.len());
     if tr.diverged != 0 {
         mlp.clear_divergence();
         return Err(Error::Diverged {
@@ -733,14 +806,14 @@ fn cpu_epoch(
     perm: &[u32],
     batch: usize,
     epoch: usize,
-    stop: Option<&AtomicBool>,
-    mut progress: Option<&mut (dyn FnMut(usize, usize) + '_)>,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+    stop: &dyn Fn() -> bool,
 ) -> Result<(Stats, Option<Stats>)> {
     let d = train.n_features;
     let total = perm.len().div_ceil(batch.max(1));
     let mut sums = Sums::default();
     for (i, chunk) in perm.chunks(batch).enumerate() {
-        if i > 0 && stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+        if i > 0 && stop() {
             return Err(interrupted(epoch, i));
         }
         let mut x = Vec::with_capacity(chunk.len() * d);
@@ -758,15 +831,15 @@ fn cpu_epoch(
         } else {
             Target::Labels(&y)
         };
-        let r: BatchLoss<f32> =
-            mlp.train_step_for(&x, target, chunk.len())
-                .map_err(|e| match e {
-                    Error::Diverged { step, loss, .. } => Error::Diverged { epoch, step, loss },
-                    other => other,
-                })?;
+        let r: BatchLoss<f32> = mlp
+            .train_step(&x, target, chunk.len())
+            .map_err(|e| match e {
+                Error::Diverged { step, loss, .. } => Error::Diverged { epoch, step, loss },
+                other => other,
+            })?;
         sums.add(&r, chunk.len());
-        if let Some(report) = progress.as_deref_mut() {
-            report(i + 1, total);
+        if !progress(i + 1, total) && i + 1 < total {
+            return Err(interrupted(epoch, i + 1));
         }
     }
     let test_stats = test.map(|t| cpu_stats(mlp, t, batch)).transpose()?;

@@ -165,7 +165,7 @@ pub fn fused_case(ctx: &GpuContext, case: &FusedCase, runs: usize) -> Result<Fus
             cpu_steps,
             seconds(|| {
                 for _ in 0..cpu_steps {
-                    cpu.train_step(&x, &labels, b)?;
+                    cpu.train_step(&x, crate::Target::Labels(&labels), b)?;
                 }
                 Ok(())
             })?,

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use wgmlp::Device;
+use wgmlp::Result;
 use wgmlp::bench::{self, BenchOptions, Report, Summary, Timer};
-use wgmlp::infer::Device;
-use wgmlp::{GpuContext, Result};
 
 use super::common::{adapter_json, write_json};
 
@@ -70,7 +70,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if let Some(path) = &args.json {
         wgmlp::fsutil::check_writable(path, "--json")?;
     }
-    let ctx = GpuContext::new()?;
+    let ctx = super::common::open_context()?;
     let opts = match (args.quick, ctx.is_software()) {
         (true, _) => BenchOptions::quick(),
         (false, true) => BenchOptions::full(),
@@ -128,7 +128,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     println!("\n(finished in {:.1} s)", started.elapsed().as_secs_f64());
     if let Some(path) = &args.json {
-        write_json(path, &report.to_json(adapter_json(Device::Gpu(&ctx)), host))?;
+        write_json(
+            path,
+            &report.to_json(adapter_json(&Device::Gpu(ctx.clone())), host),
+        )?;
         println!("wrote {}", path.display());
     }
     Ok(())

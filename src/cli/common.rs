@@ -5,8 +5,39 @@ use std::path::{Path, PathBuf};
 
 use wgmlp::data::csv::{LabelOptions, TargetColumns};
 use wgmlp::data::{self, Dataset};
-use wgmlp::infer::{Device, DeviceChoice};
-use wgmlp::{Error, GpuContext, Result};
+use wgmlp::{AdapterRequest, ContextOptions, Device, Error, GpuContext, Result};
+
+/// How `--device` chooses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// A hardware GPU, else a software adapter, else the CPU reference.
+    Auto,
+    /// A GPU adapter (hardware or software); an error if there is none.
+    Gpu,
+    /// The CPU reference path.
+    Cpu,
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(DeviceChoice::Auto),
+            "gpu" => Ok(DeviceChoice::Gpu),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            _ => Err(Error::config(
+                "--device",
+                format!("unknown device {s:?}; choose auto, gpu or cpu"),
+            )),
+        }
+    }
+}
+
+/// The command-line tool's GPU context: the adapter from the environment, the matmul policy
+/// from `WGMLP_MATMUL`, and the choice caches kept in the cache directory.
+pub fn open_context() -> Result<GpuContext> {
+    GpuContext::open(&AdapterRequest::from_env(), ContextOptions::from_env())
+}
 
 /// Where the data comes from.
 pub enum Source<'a> {
@@ -310,15 +341,15 @@ impl Loaded {
 
 /// Opens the device `choice` asks for. With `auto` and no adapter, falls back to the CPU
 /// reference path and says why, once.
-pub fn open_device(choice: DeviceChoice) -> Result<Option<GpuContext>> {
+pub fn open_device(choice: DeviceChoice) -> Result<Device> {
     match choice {
-        DeviceChoice::Cpu => Ok(None),
-        DeviceChoice::Gpu => GpuContext::new().map(Some),
-        DeviceChoice::Auto => match GpuContext::new() {
-            Ok(ctx) => Ok(Some(ctx)),
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Gpu => open_context().map(Device::Gpu),
+        DeviceChoice::Auto => match open_context() {
+            Ok(ctx) => Ok(Device::Gpu(ctx)),
             Err(e) => {
                 eprintln!("note: {e}; using the CPU reference path");
-                Ok(None)
+                Ok(Device::Cpu)
             }
         },
     }
@@ -356,7 +387,7 @@ pub fn parse_count(text: &str) -> std::result::Result<usize, String> {
 }
 
 /// The device as JSON (`name`, `backend`, `device_type`, `driver`).
-pub fn adapter_json(device: Device) -> serde_json::Value {
+pub fn adapter_json(device: &Device) -> serde_json::Value {
     match device {
         Device::Gpu(ctx) => serde_json::json!({
             "name": ctx.info.name,

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use wgmlp::checkpoint::{self, Checkpoint};
 use wgmlp::config::HostUse;
 use wgmlp::data::csv::{LabelOptions, TargetColumns};
-use wgmlp::infer::{self, Device, DeviceChoice};
-use wgmlp::{Error, GpuContext, Loss, Result, Task};
+use wgmlp::infer::{self, Predictor};
+use wgmlp::{Error, GpuContext, Result, Task};
 
-use super::common::{Source, adapter_json, open_device, parse_seed, write_json};
+use super::common::{DeviceChoice, Source, adapter_json, open_device, parse_seed, write_json};
 
 /// Options of `wgmlp eval`.
 #[derive(clap::Args, Debug)]
@@ -158,20 +158,11 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
     if let Some(norm) = &ckpt.normalization {
         norm.apply_to(&mut data)?;
     }
-    let ctx: Option<GpuContext> = open_device(choice)?;
-    check_inference_memory(ctx.as_ref(), config, data.len(), &args.model)?;
-    let device = match &ctx {
-        Some(c) => Device::Gpu(c),
-        None => Device::Cpu,
-    };
+    let device = open_device(choice)?;
+    check_inference_memory(device.context(), config, data.len(), &args.model)?;
+    let predictor = Predictor::new(&device, config, &ckpt.params)?;
     if regress {
-        let ev = infer::evaluate_regression(
-            device,
-            config,
-            &ckpt.params,
-            ckpt.target_normalization.as_ref(),
-            &data,
-        )?;
+        let ev = infer::evaluate_regression(&predictor, ckpt.target_normalization.as_ref(), &data)?;
         let m = ev.metrics;
         println!(
             "{}: {} samples, loss {:.4}, MSE {:.4}, MAE {:.4}, R² {:.4} ({} on {})",
@@ -188,7 +179,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
             write_json(
                 path,
                 &serde_json::json!({
-                    "adapter": adapter_json(device),
+                    "adapter": adapter_json(&device),
                     "model": args.model.display().to_string(),
                     "data": source.describe(),
                     "samples": data.len(),
@@ -203,7 +194,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let ev = infer::evaluate(device, config, &ckpt.params, &data)?;
+    let ev = infer::evaluate(&predictor, &data)?;
     println!(
         "{}: {} samples, loss {:.4}, accuracy {:.4} ({} on {})",
         source.describe(),
@@ -250,7 +241,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
         write_json(
             path,
             &serde_json::json!({
-                "adapter": adapter_json(device),
+                "adapter": adapter_json(&device),
                 "model": args.model.display().to_string(),
                 "data": source.describe(),
                 "samples": data.len(),
@@ -289,22 +280,12 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
     if let Some(norm) = &ckpt.normalization {
         norm.apply(&mut x)?;
     }
-    let ctx: Option<GpuContext> = open_device(choice)?;
-    check_inference_memory(ctx.as_ref(), config, n, &args.model)?;
-    let device = match &ctx {
-        Some(c) => Device::Gpu(c),
-        None => Device::Cpu,
-    };
+    let device = open_device(choice)?;
+    check_inference_memory(device.context(), config, n, &args.model)?;
+    let predictor = Predictor::new(&device, config, &ckpt.params)?;
     let mut out = String::new();
     if config.task == Task::Regress {
-        let pred = infer::predictions(
-            device,
-            config,
-            &ckpt.params,
-            ckpt.target_normalization.as_ref(),
-            &x,
-            n,
-        )?;
+        let pred = infer::predictions(&predictor, ckpt.target_normalization.as_ref(), &x, n)?;
         let header: Vec<String> = (0..config.output).map(|c| format!("y{c}")).collect();
         let _ = writeln!(out, "index,{}", header.join(","));
         for (i, row) in pred.chunks(config.output).enumerate() {
@@ -313,11 +294,7 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
         }
         return emit(args, &out);
     }
-    let logits = infer::logits(device, config, &ckpt.params, &x, n)?;
-    let probs = match config.loss {
-        Loss::CrossEntropy => infer::softmax_rows(&logits, config.output),
-        Loss::Mse | Loss::L1 | Loss::Huber => logits,
-    };
+    let probs = predictor.probabilities(&x, n)?;
     let names = &ckpt.class_names;
     match args.top_k {
         Some(k) => {

@@ -24,7 +24,7 @@ pub fn run(_args: &InfoArgs) -> Result<()> {
             i.driver_info
         );
     }
-    let ctx = GpuContext::with_request(&req)?;
+    let ctx = GpuContext::open(&req, wgmlp::ContextOptions::from_env())?;
     let f = ctx.features;
     let l = &ctx.limits;
     let yes = |b: bool| if b { "yes" } else { "no" };
@@ -92,7 +92,7 @@ pub fn run(_args: &InfoArgs) -> Result<()> {
 fused kernel (--kernel): {} lanes per row group ({} exchange), hidden widths up to {MAX_HIDDEN}, cache {}",
         lanes.lanes,
         lanes.exchange.name(),
-        choice::cache_path()
+        choice::cache_path(&ctx)
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "none".into())
     );

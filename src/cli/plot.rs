@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use wgmlp::gpu::elementwise;
 use wgmlp::plot::{Series, line_chart};
-use wgmlp::{Activation, Error, GpuContext, Result};
+use wgmlp::{Activation, Error, Result};
 
 /// Options of `wgmlp plot`.
 #[derive(clap::Args, Debug)]
@@ -43,7 +43,7 @@ pub fn run(args: &PlotArgs) -> Result<()> {
         vec![(file, act)]
     };
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, "create", e))?;
-    let ctx = GpuContext::new()?;
+    let ctx = super::common::open_context()?;
     eprintln!("computing on {}", ctx.adapter_summary());
     let x = grid();
     let ones = vec![1.0f32; x.len()];

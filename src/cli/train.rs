@@ -16,15 +16,18 @@ use wgmlp::checkpoint::{self, Checkpoint, EarlyStopState, TrainingState};
 use wgmlp::config::{HostUse, parse_activations, parse_hidden};
 use wgmlp::data::csv::{ClassOrder, LabelOptions, TargetColumns};
 use wgmlp::gpu::fused::{KernelChoice, KernelDecision};
-use wgmlp::infer::{self, Device, DeviceChoice};
+use wgmlp::infer::{self, Predictor};
 use wgmlp::plot::{self, Series};
 use wgmlp::schedule::{LrSchedule, ScheduleKind};
 use wgmlp::{
-    Activation, Dataset, EpochMetrics, Error, GpuContext, Init, Loss, MlpConfig, Normalization,
-    OptimizerConfig, OptimizerKind, RegressionMetrics, Result, Task, TrainOptions, Trainer,
+    Activation, Control, Dataset, Device, EpochMetrics, Error, Event, GpuContext, Init, Loss,
+    MlpConfig, Model, Normalization, OptimizerConfig, OptimizerKind, RegressionMetrics, Result,
+    Task, TrainOptions, Trainer,
 };
 
-use super::common::{Source, adapter_json, open_device, parse_count, parse_seed, write_json};
+use super::common::{
+    DeviceChoice, Source, adapter_json, open_device, parse_count, parse_seed, write_json,
+};
 
 /// Options of `wgmlp train`.
 #[derive(clap::Args, Debug)]
@@ -986,31 +989,28 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             norm.apply_to_targets(t)?;
         }
     }
-    // Every epoch evaluates the validation set when there is one, else the test set.
+    // Every epoch evaluates the validation set when there is one, else the test set. The
+    // trainer shares the datasets (no copies).
+    let train = Arc::new(train);
+    let (val, test) = (val.map(Arc::new), test.map(Arc::new));
     let held_out = val.as_ref().or(test.as_ref());
     // 3. The device, and the memory the model needs, before anything is allocated.
-    let ctx: Option<GpuContext> = open_device(choice)?;
-    check_memory(ctx.as_ref(), &plan, &train, held_out)?;
-    let device = match &ctx {
-        Some(c) => Device::Gpu(c),
-        None => Device::Cpu,
-    };
+    let device = open_device(choice)?;
+    check_memory(device.context(), &plan, &train, held_out.map(|t| &**t))?;
     let options = TrainOptions {
         batch_size: plan.batch_size,
         steps_per_submit: args.steps_per_submit.max(1),
     };
-    let mut trainer = match device {
-        Device::Gpu(c) => Trainer::gpu_with_kernel(
-            c,
-            &plan.config,
-            plan.optimizer,
-            &train,
-            held_out,
-            options,
-            kernel,
-        )?,
-        Device::Cpu => Trainer::cpu(&plan.config, plan.optimizer, &train, held_out, options)?,
-    };
+    let mut builder = Trainer::builder(device.clone(), &plan.config, plan.optimizer)
+        .options(options)
+        .kernel(kernel);
+    if !plan.lr_schedule.is_constant() {
+        builder = builder.lr_schedule(plan.lr_schedule);
+    }
+    if let Some(t) = held_out {
+        builder = builder.test(Arc::clone(t));
+    }
+    let mut trainer = builder.build(Arc::clone(&train))?;
     if let Some(r) = &resume {
         trainer.restore(&r.ckpt.params, &r.training.state, r.training.epoch)?;
     }
@@ -1038,8 +1038,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if let Some(note) = trainer.kernel().and_then(|k| k.note.as_deref()) {
         eprintln!("note: {note}");
     }
-    if trainer.epoch > 0 {
-        eprintln!("resuming after epoch {}", trainer.epoch);
+    if trainer.epoch() > 0 {
+        eprintln!("resuming after epoch {}", trainer.epoch());
     }
     let start = Instant::now();
     let mut history: Vec<EpochMetrics> = resume.map(|r| r.history).unwrap_or_default();
@@ -1060,110 +1060,96 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 },
             ),
         );
-        bar.set_position(trainer.epoch as u64 * n_train);
-        bar.set_prefix(format!("{}/{}", trainer.epoch + 1, plan.epochs));
-        let epoch_base = Arc::new(std::sync::atomic::AtomicU64::new(trainer.epoch as u64));
-        let (b, base) = (bar.clone(), Arc::clone(&epoch_base));
-        trainer.set_progress(Box::new(move |done, total| {
-            let e = base.load(Ordering::Relaxed);
-            let within = n_train * done as u64 / total.max(1) as u64;
-            b.set_position(e * n_train + within);
-        }));
-        (bar, epoch_base)
+        bar.set_position(trainer.epoch() as u64 * n_train);
+        bar.set_prefix(format!("{}/{}", trainer.epoch() + 1, plan.epochs));
+        bar
     });
-    let outcome: Result<()> = loop {
-        if trainer.epoch >= plan.epochs {
-            break Ok(());
-        }
-        if stop.load(Ordering::SeqCst) {
-            break Err(Error::Interrupted {
-                epoch: trainer.epoch + 1,
-                step: 0,
-                completed: trainer.epoch,
-            });
-        }
-        let lr = plan.lr_schedule.lr(plan.optimizer.lr, trainer.epoch + 1);
-        if let Err(e) = trainer.set_lr(lr) {
-            break Err(e);
-        }
-        let m = match trainer.run_epoch() {
-            Ok(m) => m,
-            Err(e) => break Err(e),
-        };
-        match &bar {
-            Some(bar) => {
-                let (bar, base) = bar;
-                base.store(m.epoch as u64, Ordering::Relaxed);
-                bar.set_position(m.epoch as u64 * n_train);
-                bar.set_prefix(format!(
-                    "{}/{}",
-                    (m.epoch + 1).min(plan.epochs),
-                    plan.epochs
-                ));
-                bar.set_message(match &m.train_regression {
-                    Some(r) => format!(
-                        "loss {:.4} train r2 {:.4}{}",
-                        m.train_loss,
-                        r.r2,
-                        m.test_regression
-                            .map(|t| format!(" test r2 {:.4}", t.r2))
-                            .unwrap_or_default()
-                    ),
-                    None => format!(
-                        "loss {:.4} train acc {:.4}{}",
-                        m.train_loss,
-                        m.train_accuracy,
+    let kernel_name = trainer.kernel().map(|k| k.name());
+    let outcome: Result<()> = trainer
+        .fit(plan.epochs, |event| {
+            let (m, model) = match event {
+                Event::Progress { epoch, done, steps } => {
+                    if let Some(bar) = &bar {
+                        let within = n_train * done as u64 / steps.max(1) as u64;
+                        bar.set_position((epoch as u64 - 1) * n_train + within);
+                    }
+                    return Ok(Control::Continue);
+                }
+                Event::Epoch { metrics, model } => (metrics, model),
+            };
+            match &bar {
+                Some(bar) => {
+                    bar.set_position(m.epoch as u64 * n_train);
+                    bar.set_prefix(format!(
+                        "{}/{}",
+                        (m.epoch + 1).min(plan.epochs),
+                        plan.epochs
+                    ));
+                    bar.set_message(match &m.train_regression {
+                        Some(r) => format!(
+                            "loss {:.4} train r2 {:.4}{}",
+                            m.train_loss,
+                            r.r2,
+                            m.test_regression
+                                .map(|t| format!(" test r2 {:.4}", t.r2))
+                                .unwrap_or_default()
+                        ),
+                        None => format!(
+                            "loss {:.4} train acc {:.4}{}",
+                            m.train_loss,
+                            m.train_accuracy,
+                            m.test_accuracy
+                                .map(|a| format!(" test acc {a:.4}"))
+                                .unwrap_or_default()
+                        ),
+                    });
+                    if m.epoch % (plan.epochs / 10).max(1) == 0 || m.epoch == plan.epochs {
+                        bar.println(epoch_line(m, plan.epochs, plan.held_out));
+                    }
+                }
+                None => eprintln!("{}", epoch_line(m, plan.epochs, plan.held_out)),
+            }
+            let stop_now = match plan.early.as_mut() {
+                Some(es) => {
+                    let value = if settings.monitor_accuracy {
                         m.test_accuracy
-                            .map(|a| format!(" test acc {a:.4}"))
-                            .unwrap_or_default()
-                    ),
-                });
-                if m.epoch % (plan.epochs / 10).max(1) == 0 || m.epoch == plan.epochs {
-                    bar.println(epoch_line(&m, plan.epochs, plan.held_out));
-                }
-            }
-            None => eprintln!("{}", epoch_line(&m, plan.epochs, plan.held_out)),
-        }
-        let stop_now = match plan.early.as_mut() {
-            Some(es) => {
-                let value = if settings.monitor_accuracy {
-                    m.test_accuracy
-                } else {
-                    m.test_loss
-                };
-                let value = value.unwrap_or(f32::NAN);
-                let better = es.best_epoch == 0
-                    || if settings.monitor_accuracy {
-                        value > es.best_value
                     } else {
-                        value < es.best_value
+                        m.test_loss
                     };
-                if better {
-                    es.best_epoch = m.epoch;
-                    es.best_value = value;
-                    es.wait = 0;
-                    es.best_params = match trainer.params() {
-                        Ok(p) => p,
-                        Err(e) => break Err(e),
-                    };
-                } else {
-                    es.wait += 1;
+                    let value = value.unwrap_or(f32::NAN);
+                    let better = es.best_epoch == 0
+                        || if settings.monitor_accuracy {
+                            value > es.best_value
+                        } else {
+                            value < es.best_value
+                        };
+                    if better {
+                        es.best_epoch = m.epoch;
+                        es.best_value = value;
+                        es.wait = 0;
+                        es.best_params = model.params()?;
+                    } else {
+                        es.wait += 1;
+                    }
+                    es.wait >= es.patience
                 }
-                es.wait >= es.patience
+                None => false,
+            };
+            history.push(m.clone());
+            if let (Some(every), Some(path)) = (args.checkpoint_every, &save_path) {
+                if !stop_now && (m.epoch % every == 0 || m.epoch == plan.epochs) {
+                    let at = (model, m.epoch, kernel_name);
+                    save(path, &plan, at, true, &history, None)?;
+                }
             }
-            None => false,
-        };
-        history.push(m);
-        if let (Some(every), Some(path)) = (args.checkpoint_every, &save_path) {
-            if !stop_now && (trainer.epoch % every == 0 || trainer.epoch == plan.epochs) {
-                save(path, &plan, &trainer, true, &history, None)?;
-            }
-        }
-        if stop_now {
-            break Ok(());
-        }
-    };
-    if let Some((bar, _)) = bar {
+            Ok(if stop_now {
+                Control::Stop
+            } else {
+                Control::Continue
+            })
+        })
+        .map(|_| ());
+    if let Some(bar) = bar {
         bar.finish_and_clear();
     }
     let seconds = start.elapsed().as_secs_f64();
@@ -1171,12 +1157,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         args,
         plan: &plan,
         source: &source,
-        device,
+        device: &device,
         history: &history,
         seconds,
         kernel: kernel_json(kernel, trainer.kernel()),
         final_test: if plan.held_out == "val" {
-            test.as_ref()
+            test.as_deref()
         } else {
             None
         },
@@ -1192,7 +1178,7 @@ struct Report<'a> {
     args: &'a TrainArgs,
     plan: &'a Plan,
     source: &'a Source<'a>,
-    device: Device<'a>,
+    device: &'a Device,
     history: &'a [EpochMetrics],
     seconds: f64,
     /// The test set, evaluated once at the end (when a validation set took its place
@@ -1226,9 +1212,9 @@ fn finish(
     let best = r.plan.early.as_ref().filter(|es| es.best_epoch > 0);
     if let Some(es) = best {
         let stopped_early = es.wait >= es.patience;
-        if es.best_epoch < trainer.epoch && (stopped_early || !with_state) {
+        if es.best_epoch < trainer.epoch() && (stopped_early || !with_state) {
             let state = trainer.optimizer_state()?;
-            let epoch = trainer.epoch;
+            let epoch = trainer.epoch();
             trainer.restore(&es.best_params, &state, epoch)?;
         }
     }
@@ -1290,20 +1276,20 @@ fn finish(
     println!(
         "trained {} for {} epochs in {:.1} s on {}: {summary}",
         r.plan.config.describe(),
-        trainer.epoch,
+        trainer.epoch(),
         r.seconds,
         r.device.describe()
     );
     if let Some(path) = save_path {
-        save(path, r.plan, trainer, with_state, r.history, None)?;
+        save(path, r.plan, at(trainer), with_state, r.history, None)?;
         let what = match (r.args.save.is_none(), with_state) {
             (true, _) => format!(
                 " (the --resume checkpoint, now at epoch {}; --resume it again to go on)",
-                trainer.epoch
+                trainer.epoch()
             ),
             (false, true) => format!(
                 " (epoch {}, with the optimizer state for --resume)",
-                trainer.epoch
+                trainer.epoch()
             ),
             (false, false) => String::new(),
         };
@@ -1311,7 +1297,7 @@ fn finish(
     }
     let last = last.as_ref();
     let mut final_json = serde_json::json!({
-        "epochs": trainer.epoch,
+        "epochs": trainer.epoch(),
         "test_accuracy": last.and_then(|m| m.test_accuracy),
         "test_loss": last.and_then(|m| m.test_loss),
         "train_accuracy": final_train_acc,
@@ -1342,7 +1328,8 @@ fn finish(
     }
     write_outputs(r, final_json)?;
     if let Some(path) = &r.args.plot_boundary {
-        draw_boundary(path, r.device, &r.plan.config, &trainer.params()?, train)?;
+        let predictor = Predictor::of_model(r.device, trainer.model())?;
+        draw_boundary(path, &predictor, train)?;
         println!("wrote {}", path.display());
     }
     Ok(())
@@ -1351,10 +1338,9 @@ fn finish(
 /// The test set's metrics with the trainer's current parameters, as an epoch's held-out
 /// metrics (only the loss, accuracy and regression fields are filled in).
 fn final_test_metrics(r: &Report, trainer: &Trainer, test: &Dataset) -> Result<EpochMetrics> {
-    let params = trainer.params()?;
-    let c = &r.plan.config;
+    let predictor = Predictor::of_model(r.device, trainer.model())?;
     let mut m = EpochMetrics {
-        epoch: trainer.epoch,
+        epoch: trainer.epoch(),
         train_loss: f32::NAN,
         train_accuracy: f32::NAN,
         test_loss: None,
@@ -1370,12 +1356,12 @@ fn final_test_metrics(r: &Report, trainer: &Trainer, test: &Dataset) -> Result<E
             norm.invert(&mut t.targets);
         }
         let tn = r.plan.target_normalization.as_ref();
-        let ev = infer::evaluate_regression(r.device, c, &params, tn, &t)?;
+        let ev = infer::evaluate_regression(&predictor, tn, &t)?;
         m.test_loss = Some(ev.loss);
         m.test_accuracy = Some(0.0);
         m.test_regression = Some(ev.metrics);
     } else {
-        let ev = infer::evaluate(r.device, c, &params, test)?;
+        let ev = infer::evaluate(&predictor, test)?;
         m.test_loss = Some(ev.loss);
         m.test_accuracy = Some(ev.accuracy);
     }
@@ -1409,7 +1395,7 @@ fn stopped(r: &Report, trainer: &Trainer, save_path: Option<&Path>, e: Error) ->
             save(
                 path,
                 r.plan,
-                trainer,
+                at(trainer),
                 true,
                 r.history,
                 Some((&key, value.clone())),
@@ -1418,7 +1404,7 @@ fn stopped(r: &Report, trainer: &Trainer, save_path: Option<&Path>, e: Error) ->
                 Error::Diverged { .. } => "the parameters from before that step".to_string(),
                 _ => format!(
                     "the parameters after the last finished step ({} epochs complete)",
-                    trainer.epoch
+                    trainer.epoch()
                 ),
             };
             eprintln!(
@@ -1431,7 +1417,7 @@ fn stopped(r: &Report, trainer: &Trainer, save_path: Option<&Path>, e: Error) ->
     }
     let last = r.history.last();
     let final_json = serde_json::json!({
-        "epochs": trainer.epoch,
+        "epochs": trainer.epoch(),
         "test_accuracy": last.and_then(|m| m.test_accuracy),
         "test_loss": last.and_then(|m| m.test_loss),
         "seconds": r.seconds,
@@ -1488,28 +1474,40 @@ fn write_outputs(r: &Report, final_json: serde_json::Value) -> Result<()> {
     Ok(())
 }
 
+/// A model at an epoch, trained by a GPU path (`None`: the CPU): what a checkpoint saves.
+type At<'a> = (&'a dyn Model, usize, Option<&'static str>);
+
+/// The trainer's model, epoch and kernel.
+fn at(trainer: &Trainer) -> At<'_> {
+    (
+        trainer.model(),
+        trainer.epoch(),
+        trainer.kernel().map(|k| k.name()),
+    )
+}
+
 /// Writes the checkpoint: the model, the optimizer state when `with_state`, and in the
 /// `metrics` metadata the history of every epoch (and `event`, e.g. a divergence).
 fn save(
     path: &Path,
     plan: &Plan,
-    trainer: &Trainer,
+    (model, epoch, kernel): At,
     with_state: bool,
     history: &[EpochMetrics],
     event: Option<(&str, serde_json::Value)>,
 ) -> Result<()> {
     let training = if with_state {
         Some(TrainingState {
-            epoch: trainer.epoch,
+            epoch,
             optimizer: plan.optimizer,
-            state: trainer.optimizer_state()?,
+            state: model.optimizer_state()?,
         })
     } else {
         None
     };
     let mut metrics = serde_json::json!({
         "epochs": history.iter().map(|m| epoch_json(m, plan.held_out)).collect::<Vec<_>>(),
-        "kernel": trainer.kernel().map(|k| k.name()),
+        "kernel": kernel,
     });
     if let (Some((key, value)), Some(map)) = (event, metrics.as_object_mut()) {
         map.insert(key.to_string(), value);
@@ -1518,7 +1516,7 @@ fn save(
         path,
         &Checkpoint {
             config: plan.config.clone(),
-            params: trainer.params()?,
+            params: model.params()?,
             normalization: plan.normalization.clone(),
             target_normalization: plan.target_normalization.clone(),
             class_names: plan.class_names.clone(),
@@ -1606,13 +1604,8 @@ fn draw_curves(path: &Path, r: &Report) -> Result<()> {
     })
 }
 
-fn draw_boundary(
-    path: &Path,
-    device: Device,
-    config: &MlpConfig,
-    params: &[f32],
-    data: &Dataset,
-) -> Result<()> {
+fn draw_boundary(path: &Path, predictor: &Predictor, data: &Dataset) -> Result<()> {
+    let config = predictor.config();
     if data.n_features != 2 {
         return Err(Error::config(
             "--plot-boundary",
@@ -1640,7 +1633,7 @@ fn draw_boundary(
             grid.push((yr.0 + (j as f64 + 0.5) * (yr.1 - yr.0) / res as f64) as f32);
         }
     }
-    let logits = infer::logits(device, config, params, &grid, res * res)?;
+    let logits = predictor.logits(&grid, res * res)?;
     let classes: Vec<usize> = logits
         .chunks(config.output)
         .map(wgmlp::reference::argmax)

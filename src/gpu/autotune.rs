@@ -83,20 +83,21 @@ pub fn shape_class(batch: usize, fan_in: usize, fan_out: usize) -> String {
     format!("{}x{}x{}", b(batch), b(fan_in), b(fan_out))
 }
 
-/// The default cache file, if a directory for it can be named.
-pub fn default_cache_path() -> Option<PathBuf> {
+/// The command-line tool's cache directory, if one can be named: `$WGMLP_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/wgmlp`, else `~/.cache/wgmlp`.
+pub fn default_cache_dir() -> Option<PathBuf> {
     let var = |k: &str| {
         std::env::var_os(k)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     };
     if let Some(d) = var(ENV_CACHE_DIR) {
-        return Some(d.join("autotune.json"));
+        return Some(d);
     }
     if let Some(d) = var("XDG_CACHE_HOME") {
-        return Some(d.join("wgmlp").join("autotune.json"));
+        return Some(d.join("wgmlp"));
     }
-    var("HOME").map(|h| h.join(".cache").join("wgmlp").join("autotune.json"))
+    var("HOME").map(|h| h.join(".cache").join("wgmlp"))
 }
 
 /// Chosen cores by shape class for one adapter, backed by a JSON file.
@@ -110,11 +111,6 @@ pub struct Autotuner {
 }
 
 impl Autotuner {
-    /// A tuner for this adapter, with the policy from the environment and the cached choices.
-    pub fn new(info: &wgpu::AdapterInfo) -> Autotuner {
-        Self::with(info, Policy::from_env(), default_cache_path())
-    }
-
     /// A tuner with an explicit policy and cache file (`None`: memory only).
     pub fn with(info: &wgpu::AdapterInfo, policy: Policy, path: Option<PathBuf>) -> Autotuner {
         let adapter_key = format!(

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 use crate::error::{Error, GpuFault, Result};
-use crate::gpu::autotune::Autotuner;
+use crate::gpu::autotune::{Autotuner, Policy, default_cache_dir};
 use crate::gpu::kernels::{Access, Kernel, PipelineKey};
 
 pub use crate::gpu::adapter::{
@@ -54,8 +54,67 @@ fn check_limits(info: &wgpu::AdapterInfo, l: &wgpu::Limits) -> Result<()> {
     Ok(())
 }
 
-/// Device, queue, adapter facts and the pipeline cache: one per program, shared by every model.
+/// A handle to a GPU device: cheap to clone, `Send + Sync`, shared by every model, trainer
+/// and predictor made from it (each keeps a clone, so none of them borrows it).
+///
+/// Open one with [`GpuContext::new`] (the adapter the environment asks for, default
+/// [`ContextOptions`]), [`GpuContext::open`], or wrap a device you already have with
+/// [`GpuContext::from_device`]. Its device, queue, adapter facts and limits are readable
+/// through [`Deref`](std::ops::Deref) to [`ContextShared`].
+#[derive(Clone)]
 pub struct GpuContext {
+    shared: Arc<ContextShared>,
+}
+
+impl std::ops::Deref for GpuContext {
+    type Target = ContextShared;
+    fn deref(&self) -> &ContextShared {
+        &self.shared
+    }
+}
+
+/// How a [`GpuContext`] chooses matmul cores, where it may write its caches, and its limits.
+///
+/// The default writes nothing to disk: matmul cores are timed once per shape class
+/// ([`Policy::Auto`]) and remembered in memory. The command-line tool uses
+/// [`ContextOptions::from_env`], which also keeps the choices in a cache directory.
+#[derive(Clone, Debug)]
+pub struct ContextOptions {
+    /// How each layer's matmul core is chosen.
+    pub autotune: Policy,
+    /// Where the autotune choices (`autotune.json`) and the fused-kernel choices
+    /// (`kernels.json`) are kept between runs; `None` keeps them in memory only.
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// How long [`GpuContext::wait`] waits for the GPU before it reports a
+    /// [`GpuFault::Timeout`].
+    pub wait_timeout: std::time::Duration,
+}
+
+impl Default for ContextOptions {
+    fn default() -> Self {
+        ContextOptions {
+            autotune: Policy::Auto,
+            cache_dir: None,
+            wait_timeout: WAIT_TIMEOUT,
+        }
+    }
+}
+
+impl ContextOptions {
+    /// The command-line tool's options: the policy from `WGMLP_MATMUL` and the cache in
+    /// `$WGMLP_CACHE_DIR`, else `$XDG_CACHE_HOME/wgmlp`, else `~/.cache/wgmlp`.
+    pub fn from_env() -> Self {
+        ContextOptions {
+            autotune: Policy::from_env(),
+            cache_dir: default_cache_dir(),
+            ..Default::default()
+        }
+    }
+}
+
+/// What a [`GpuContext`] shares between its clones: the device, its queue, the adapter's
+/// facts and limits, and the caches of compiled pipelines and matmul-core choices.
+pub struct ContextShared {
     /// The wgpu device.
     pub device: wgpu::Device,
     /// Its queue.
@@ -78,11 +137,21 @@ pub struct GpuContext {
     pub loop_limit: Option<u32>,
     /// How long [`GpuContext::wait`] waits before it reports a [`GpuFault::Timeout`].
     pub wait_timeout: std::time::Duration,
-    /// Which matmul core each layer shape uses on this adapter (`WGMLP_MATMUL`).
+    /// Which matmul core each layer shape uses on this adapter.
     pub autotune: Autotuner,
+    /// Where caches are kept between runs (see [`ContextOptions::cache_dir`]).
+    pub cache_dir: Option<std::path::PathBuf>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     layouts: Mutex<HashMap<Signature, Arc<wgpu::BindGroupLayout>>>,
     uncaptured: Arc<Mutex<Option<(GpuFault, String)>>>,
+}
+
+impl std::fmt::Debug for ContextShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContextShared")
+            .field("adapter", &self.info.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -95,20 +164,20 @@ impl std::fmt::Debug for GpuContext {
 
 impl GpuContext {
     /// Opens the adapter chosen by `WGPU_BACKEND`, `WGPU_ADAPTER_NAME` and `WGPU_POWER_PREF`
-    /// (a hardware GPU first, then a software adapter).
+    /// (a hardware GPU first, then a software adapter), with default [`ContextOptions`].
     pub fn new() -> Result<GpuContext> {
-        Self::with_request(&AdapterRequest::from_env())
+        Self::open(&AdapterRequest::from_env(), ContextOptions::default())
     }
 
     /// Opens the best adapter matching `req`.
-    pub fn with_request(req: &AdapterRequest) -> Result<GpuContext> {
+    pub fn open(req: &AdapterRequest, options: ContextOptions) -> Result<GpuContext> {
         let adapter = choose_adapter(req)?;
-        Self::from_adapter(&adapter)
+        Self::from_adapter(&adapter, options)
     }
 
     /// Opens a device on `adapter`, requesting the features wgmlp can use and the adapter's
     /// own limits (larger than WebGPU's defaults: storage bindings, workgroup memory).
-    pub fn from_adapter(adapter: &wgpu::Adapter) -> Result<GpuContext> {
+    pub fn from_adapter(adapter: &wgpu::Adapter, options: ContextOptions) -> Result<GpuContext> {
         let info = adapter.get_info();
         let limits = adapter.limits();
         check_limits(&info, &limits)?;
@@ -128,14 +197,17 @@ impl GpuContext {
             adapter: info.name.clone(),
             message: e.to_string(),
         })?;
-        Ok(Self::from_device(info, device, queue))
+        Ok(Self::from_device(info, device, queue, options))
     }
 
     /// Wraps a device the caller already opened (its limits and features are read from it).
+    /// The device's uncaptured-error and device-lost callbacks are replaced by ones that
+    /// turn those events into [`Error::Gpu`] at the next [`GpuContext::check`].
     pub fn from_device(
         info: wgpu::AdapterInfo,
         device: wgpu::Device,
         queue: wgpu::Queue,
+        options: ContextOptions,
     ) -> GpuContext {
         let uncaptured: Arc<Mutex<Option<(GpuFault, String)>>> = Arc::default();
         let sink = uncaptured.clone();
@@ -161,10 +233,16 @@ impl GpuContext {
         });
         let limits = device.limits();
         let loop_limit = loop_limit_of(&info);
-        GpuContext {
-            autotune: Autotuner::new(&info),
+        let autotune = Autotuner::with(
+            &info,
+            options.autotune,
+            options.cache_dir.as_ref().map(|d| d.join("autotune.json")),
+        );
+        let shared = ContextShared {
+            autotune,
+            cache_dir: options.cache_dir,
             max_loop_trip: DEFAULT_MAX_LOOP_TRIP,
-            wait_timeout: WAIT_TIMEOUT,
+            wait_timeout: options.wait_timeout,
             loop_limit,
             features: device.features(),
             max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
@@ -175,7 +253,17 @@ impl GpuContext {
             pipelines: Mutex::default(),
             layouts: Mutex::default(),
             uncaptured,
+        };
+        GpuContext {
+            shared: Arc::new(shared),
         }
+    }
+
+    /// The shared state, to change settings before the context is shared: `None` once a
+    /// clone exists (every model holds one). Tests lower the limits this way to reach
+    /// multi-dispatch paths on small inputs.
+    pub fn get_mut(&mut self) -> Option<&mut ContextShared> {
+        Arc::get_mut(&mut self.shared)
     }
 
     /// `name (backend, device type, driver)`: what every GPU test prints.

@@ -29,7 +29,7 @@ pub mod tune;
 pub mod uniforms;
 pub mod variant;
 
-pub use context::{AdapterRequest, GpuContext, NO_ADAPTER_HINT};
+pub use context::{AdapterRequest, ContextOptions, ContextShared, GpuContext, NO_ADAPTER_HINT};
 pub use dataset::GpuDataset;
 pub use fused::FusedMlp;
 pub use kernels::{Dispatch, Kernel, PipelineKey};

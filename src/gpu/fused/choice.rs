@@ -18,7 +18,6 @@ use super::{FusedMlp, FusedShape};
 use crate::config::MlpConfig;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::gpu::autotune::default_cache_path;
 use crate::gpu::context::GpuContext;
 use crate::gpu::{GpuDataset, GpuMlp};
 use crate::optim::OptimizerConfig;
@@ -224,13 +223,13 @@ fn adapter_key(ctx: &GpuContext) -> String {
     )
 }
 
-/// `kernels.json` beside the autotune cache.
-pub fn cache_path() -> Option<PathBuf> {
-    default_cache_path().map(|p| p.with_file_name("kernels.json"))
+/// `kernels.json` in the context's cache directory, if it has one.
+pub fn cache_path(ctx: &GpuContext) -> Option<PathBuf> {
+    ctx.cache_dir.as_ref().map(|d| d.join("kernels.json"))
 }
 
-fn load() -> Choices {
-    let Some(bytes) = cache_path().and_then(|p| std::fs::read(p).ok()) else {
+fn load(path: Option<&PathBuf>) -> Choices {
+    let Some(bytes) = path.and_then(|p| std::fs::read(p).ok()) else {
         return Choices::new();
     };
     let parsed: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
@@ -253,7 +252,7 @@ fn load() -> Choices {
 
 fn cached(ctx: &GpuContext, key: &str) -> Option<bool> {
     let mut memory = MEMORY.lock().unwrap_or_else(|p| p.into_inner());
-    let choices = memory.get_or_insert_with(load);
+    let choices = memory.get_or_insert_with(|| load(cache_path(ctx).as_ref()));
     choices.get(&adapter_key(ctx))?.get(key).copied()
 }
 
@@ -262,7 +261,7 @@ fn cached(ctx: &GpuContext, key: &str) -> Option<bool> {
 /// the same path for the same model and batch class.
 fn remember(ctx: &GpuContext, key: &str, fused: bool) -> bool {
     let mut memory = MEMORY.lock().unwrap_or_else(|p| p.into_inner());
-    let mut choices = load();
+    let mut choices = load(cache_path(ctx).as_ref());
     if let Some(existing) = choices.get(&adapter_key(ctx)).and_then(|m| m.get(key)) {
         let existing = *existing;
         *memory = Some(choices);
@@ -279,7 +278,7 @@ fn remember(ctx: &GpuContext, key: &str, fused: bool) -> bool {
         .or_default()
         .insert(key.to_string(), fused);
     let choices = memory.insert(choices);
-    let Some(path) = cache_path() else {
+    let Some(path) = cache_path(ctx) else {
         return fused;
     };
     let json: serde_json::Map<String, serde_json::Value> = choices
@@ -309,7 +308,7 @@ fn remember(ctx: &GpuContext, key: &str, fused: bool) -> bool {
 /// The choices known for this adapter (key → fused?), for `wgmlp info`.
 pub fn known_choices(ctx: &GpuContext) -> Vec<(String, bool)> {
     let mut memory = MEMORY.lock().unwrap_or_else(|p| p.into_inner());
-    let choices = memory.get_or_insert_with(load);
+    let choices = memory.get_or_insert_with(|| load(cache_path(ctx).as_ref()));
     choices
         .get(&adapter_key(ctx))
         .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())

@@ -15,10 +15,10 @@ use crate::optim::OptimizerState;
 /// Invocations per workgroup of gather.wgsl.
 const GATHER_WORKGROUP: usize = 256;
 
-impl<'c> FusedMlp<'c> {
+impl FusedMlp {
     /// The context this model runs on.
-    pub fn context(&self) -> &'c GpuContext {
-        self.ctx
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
     }
 
     /// The gather dispatches (one per row chunk of `data`) for batches of `batch` rows.
@@ -40,7 +40,7 @@ impl<'c> FusedMlp<'c> {
                 data.n_classes,
             ));
         }
-        let ctx = self.ctx;
+        let ctx = &self.ctx;
         let pipeline = ctx.pipeline(&PipelineKey::new(Kernel::Gather))?;
         let items = batch * data.n_features;
         let groups = u32::try_from(items.div_ceil(GATHER_WORKGROUP).max(1))
@@ -172,12 +172,12 @@ impl<'c> FusedMlp<'c> {
 
     /// Reads the (training, evaluation) states copied by [`Self::encode_snapshot_states`].
     pub fn read_snapshot(&self) -> Result<(TrainState, TrainState)> {
-        crate::gpu::state::read_snapshot(self.ctx, &self.state_pair)
+        crate::gpu::state::read_snapshot(&self.ctx, &self.state_pair)
     }
 
     /// Clears the divergence flag (after the caller has handled it).
     pub fn clear_divergence(&self) {
-        crate::gpu::state::clear_divergence(self.ctx, &self.state);
+        crate::gpu::state::clear_divergence(&self.ctx, &self.state);
     }
 
     /// Restores an optimizer state (for resuming a run).

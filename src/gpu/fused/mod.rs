@@ -93,8 +93,8 @@ pub const FUSED_PACK_WGSL: &str = include_str!("../../../shaders/fused_pack.wgsl
 const TEX_WIDTH: u32 = 4096;
 
 /// An MLP resident on the GPU, trained and evaluated by the fused kernel.
-pub struct FusedMlp<'c> {
-    ctx: &'c GpuContext,
+pub struct FusedMlp {
+    ctx: GpuContext,
     config: MlpConfig,
     optimizer: OptimizerConfig,
     shape: FusedShape,

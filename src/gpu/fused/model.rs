@@ -10,9 +10,9 @@ use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::{Kernel, PipelineKey};
 use crate::gpu::uniforms::{METRICS_OFFSET, OptParams, PackDims, STATE_BYTES, TrainState};
 use crate::optim::{OptimizerConfig, OptimizerState};
-use crate::reference::{BatchLoss, check_batch};
+use crate::reference::{BatchLoss, Target, check_batch};
 
-impl<'c> FusedMlp<'c> {
+impl FusedMlp {
     /// The fused kernel's shape for `config` on this adapter, or why it does not fit.
     pub fn fits(ctx: &GpuContext, config: &MlpConfig) -> std::result::Result<FusedShape, String> {
         FusedShape::for_model(config, LaneSetup::for_adapter(ctx.features, &ctx.info))
@@ -20,7 +20,7 @@ impl<'c> FusedMlp<'c> {
 
     /// A model with the config's seeded initial parameters, for batches of up to `max_batch`.
     pub fn new(
-        ctx: &'c GpuContext,
+        ctx: &GpuContext,
         config: &MlpConfig,
         optimizer: OptimizerConfig,
         max_batch: usize,
@@ -31,7 +31,7 @@ impl<'c> FusedMlp<'c> {
 
     /// A model with the given flat parameters.
     pub fn from_params(
-        ctx: &'c GpuContext,
+        ctx: &GpuContext,
         config: &MlpConfig,
         optimizer: OptimizerConfig,
         max_batch: usize,
@@ -44,7 +44,7 @@ impl<'c> FusedMlp<'c> {
     /// [`Self::from_params`] with the row group chosen by the caller (tests run the workgroup
     /// exchange on adapters that have subgroups).
     pub fn with_lanes(
-        ctx: &'c GpuContext,
+        ctx: &GpuContext,
         config: &MlpConfig,
         optimizer: OptimizerConfig,
         max_batch: usize,
@@ -207,7 +207,7 @@ impl<'c> FusedMlp<'c> {
             pack_pipe: ctx.pipeline(&PipelineKey::new(Kernel::FusedPack))?,
             pack_bind,
             wtex,
-            ctx,
+            ctx: ctx.clone(),
             config: config.clone(),
             optimizer,
             shape,
@@ -317,29 +317,25 @@ impl<'c> FusedMlp<'c> {
     }
 
     /// Mean loss, correct count and the gradient of the mean loss w.r.t. every parameter
-    /// (flat), for a labelled batch given on the host (two dispatches). Parameters are kept.
+    /// (flat), for a batch given on the host (two dispatches). Parameters are kept. Float
+    /// targets (regression) need the MSE loss.
     pub fn loss_and_gradients(
         &mut self,
         x: &[f32],
-        labels: &[u32],
+        target: Target<'_>,
         batch: usize,
     ) -> Result<(BatchLoss<f32>, Vec<f32>)> {
-        self.upload(x, Some(labels), batch)?;
-        self.run(batch, Mode::Gradients, false, Some(false))?;
+        let regress = self.upload_target(x, target, batch)?;
+        self.run(batch, Mode::Gradients, regress, Some(false))?;
         self.read_gradients()
     }
 
-    /// [`Self::loss_and_gradients`] for regression: MSE against float targets
-    /// `[batch × output]` (the correct count is 0).
-    pub fn loss_and_gradients_targets(
-        &mut self,
-        x: &[f32],
-        targets: &[f32],
-        batch: usize,
-    ) -> Result<(BatchLoss<f32>, Vec<f32>)> {
-        self.upload_targets(x, targets, batch)?;
-        self.run(batch, Mode::Gradients, true, Some(false))?;
-        self.read_gradients()
+    /// Uploads a batch with its labels or float targets; true for float targets.
+    fn upload_target(&mut self, x: &[f32], target: Target<'_>, batch: usize) -> Result<bool> {
+        match target {
+            Target::Labels(labels) => self.upload(x, Some(labels), batch).map(|()| false),
+            Target::Values(values) => self.upload_targets(x, values, batch).map(|()| true),
+        }
     }
 
     fn finish_step(&self) -> Result<BatchLoss<f32>> {
@@ -354,28 +350,16 @@ impl<'c> FusedMlp<'c> {
         Ok(BatchLoss::from_state(&s))
     }
 
-    /// One optimizer step on a labelled batch given on the host (three dispatches, one
-    /// submit). A non-finite loss is [`Error::Diverged`] and the parameters are kept.
+    /// One optimizer step on a batch given on the host (three dispatches, one submit). A
+    /// non-finite loss is [`Error::Diverged`] and the parameters are kept.
     pub fn train_step(
         &mut self,
         x: &[f32],
-        labels: &[u32],
+        target: Target<'_>,
         batch: usize,
     ) -> Result<BatchLoss<f32>> {
-        self.upload(x, Some(labels), batch)?;
-        self.run(batch, Mode::Train, false, Some(true))?;
-        self.finish_step()
-    }
-
-    /// [`Self::train_step`] for regression against float targets `[batch × output]`.
-    pub fn train_step_targets(
-        &mut self,
-        x: &[f32],
-        targets: &[f32],
-        batch: usize,
-    ) -> Result<BatchLoss<f32>> {
-        self.upload_targets(x, targets, batch)?;
-        self.run(batch, Mode::Train, true, Some(true))?;
+        let regress = self.upload_target(x, target, batch)?;
+        self.run(batch, Mode::Train, regress, Some(true))?;
         self.finish_step()
     }
 
@@ -418,12 +402,7 @@ impl<'c> FusedMlp<'c> {
 
     /// Sets the learning rate of the following steps (for a schedule, between epochs).
     pub fn set_lr(&mut self, lr: f32) -> Result<()> {
-        if !(lr.is_finite() && lr >= 0.0) {
-            return Err(Error::config(
-                "learning rate",
-                format!("{lr} must be a finite number >= 0"),
-            ));
-        }
+        crate::model::check_lr(lr)?;
         self.optimizer.lr = lr;
         let offset = std::mem::offset_of!(OptParams, lr) as u64;
         self.ctx
@@ -507,5 +486,71 @@ impl<'c> FusedMlp<'c> {
             m: self.ctx.read(&self.moment1, n)?,
             v: self.ctx.read(&self.moment2, n)?,
         })
+    }
+}
+
+impl crate::model::Model for FusedMlp {
+    fn config(&self) -> &MlpConfig {
+        &self.config
+    }
+    fn optimizer(&self) -> &OptimizerConfig {
+        &self.optimizer
+    }
+    fn device_name(&self) -> String {
+        self.ctx.adapter_summary()
+    }
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+    fn forward(&mut self, x: &[f32], batch: usize) -> Result<Vec<f32>> {
+        FusedMlp::forward(self, x, batch)
+    }
+    fn loss_and_gradients(
+        &mut self,
+        x: &[f32],
+        target: Target<'_>,
+        batch: usize,
+    ) -> Result<(BatchLoss<f32>, Vec<f32>)> {
+        FusedMlp::loss_and_gradients(self, x, target, batch)
+    }
+    fn train_step(
+        &mut self,
+        x: &[f32],
+        target: Target<'_>,
+        batch: usize,
+    ) -> Result<BatchLoss<f32>> {
+        FusedMlp::train_step(self, x, target, batch)
+    }
+    fn params(&self) -> Result<Vec<f32>> {
+        FusedMlp::params(self)
+    }
+    fn set_params(&mut self, params: &[f32]) -> Result<()> {
+        FusedMlp::set_params(self, params)
+    }
+    fn optimizer_state(&self) -> Result<OptimizerState<f32>> {
+        FusedMlp::optimizer_state(self)
+    }
+    fn set_optimizer_state(&mut self, state: &OptimizerState<f32>) -> Result<()> {
+        FusedMlp::set_optimizer_state(self, state)
+    }
+    fn set_lr(&mut self, lr: f32) -> Result<()> {
+        FusedMlp::set_lr(self, lr)
+    }
+    /// The fused kernel's metrics are unscaled: only a scale of all ones is accepted.
+    fn set_target_scale(&mut self, scale: &[f32]) -> Result<()> {
+        if scale.len() != self.config.output {
+            return Err(Error::shape(
+                "target scale",
+                self.config.output,
+                scale.len(),
+            ));
+        }
+        if scale.iter().any(|&s| s != 1.0) {
+            return Err(Error::config(
+                "target scale",
+                "the fused kernel reports regression errors in standardised units only; train standardised targets on the layered path",
+            ));
+        }
+        Ok(())
     }
 }

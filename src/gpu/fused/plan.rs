@@ -40,7 +40,7 @@ pub(super) struct Plan {
     reduce: Option<(wgpu::BindGroup, (u32, u32))>,
 }
 
-impl<'c> FusedMlp<'c> {
+impl FusedMlp {
     /// Records the copy of the parameters into the texture the fused kernel reads.
     pub(super) fn encode_pack(&self, pass: &mut wgpu::ComputePass) {
         let groups = (self.config.n_params() as u32).div_ceil(64);
@@ -77,7 +77,7 @@ impl<'c> FusedMlp<'c> {
         if self.plans.contains_key(&(batch, mode, targets)) {
             return Ok(());
         }
-        let ctx = self.ctx;
+        let ctx = &self.ctx;
         let (chunk_rows, slots) =
             chunking(batch, self.max_slots, self.shape.max_chunk_rows() as usize);
         let chunks = slots;

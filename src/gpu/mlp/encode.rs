@@ -25,7 +25,7 @@ pub(super) fn record(pass: &mut wgpu::ComputePass<'_>, dispatches: &[Dispatch]) 
     }
 }
 
-impl GpuMlp<'_> {
+impl GpuMlp {
     /// Makes sure the dispatches for `batch` rows of `data` exist; records the copy of
     /// `order[offset..offset + batch]` into the batch-index buffer.
     fn encode_batch_indices(
@@ -115,6 +115,6 @@ impl GpuMlp<'_> {
 
     /// Reads the (training, evaluation) states copied by [`Self::encode_snapshot_states`].
     pub fn read_snapshot(&self) -> Result<(TrainState, TrainState)> {
-        crate::gpu::state::read_snapshot(self.ctx, &self.state_pair)
+        crate::gpu::state::read_snapshot(&self.ctx, &self.state_pair)
     }
 }

@@ -29,8 +29,8 @@ use layout::DeviceLayout;
 use plan::{GatherPlan, LossMode, Plan};
 
 /// An MLP resident on the GPU.
-pub struct GpuMlp<'c> {
-    ctx: &'c GpuContext,
+pub struct GpuMlp {
+    ctx: GpuContext,
     config: MlpConfig,
     /// The layers with their device offsets (`layout.layers`).
     layers: Vec<Layer>,
@@ -67,14 +67,16 @@ pub struct GpuMlp<'c> {
     /// The forward core that computes dZ of the layer before each layer.
     grad_input_variants: Vec<MatmulVariant>,
     update: Vec<crate::gpu::Dispatch>,
+    /// False for a forward-only model ([`GpuMlp::for_inference`]).
+    training: bool,
     plans: HashMap<usize, Plan>,
     gathers: HashMap<(u64, usize), GatherPlan>,
 }
 
-impl<'c> GpuMlp<'c> {
+impl GpuMlp {
     /// A model with the config's seeded initial parameters, for batches of up to `max_batch`.
     pub fn new(
-        ctx: &'c GpuContext,
+        ctx: &GpuContext,
         config: &MlpConfig,
         optimizer: OptimizerConfig,
         max_batch: usize,
@@ -85,11 +87,40 @@ impl<'c> GpuMlp<'c> {
 
     /// A model with the given flat parameters.
     pub fn from_params(
-        ctx: &'c GpuContext,
+        ctx: &GpuContext,
         config: &MlpConfig,
         optimizer: OptimizerConfig,
         max_batch: usize,
         params: &[f32],
+    ) -> Result<Self> {
+        Self::build(ctx, config, optimizer, max_batch, params, true)
+    }
+
+    /// A forward-only model (for [`crate::Predictor`]): no gradient, optimizer or transposed
+    /// weight buffers, no loss or backward dispatches; only [`GpuMlp::forward`] may be used.
+    pub(crate) fn for_inference(
+        ctx: &GpuContext,
+        config: &MlpConfig,
+        max_batch: usize,
+        params: &[f32],
+    ) -> Result<Self> {
+        Self::build(
+            ctx,
+            config,
+            OptimizerConfig::sgd(0.1),
+            max_batch,
+            params,
+            false,
+        )
+    }
+
+    fn build(
+        ctx: &GpuContext,
+        config: &MlpConfig,
+        optimizer: OptimizerConfig,
+        max_batch: usize,
+        params: &[f32],
+        training: bool,
     ) -> Result<Self> {
         config.validate()?;
         optimizer.validate()?;
@@ -123,6 +154,7 @@ impl<'c> GpuMlp<'c> {
             .iter()
             .enumerate()
             .map(|(i, l)| match i {
+                _ if !training => Ok(MatmulVariant::Scalar),
                 0 => Ok(MatmulVariant::Scalar),
                 _ => tune::choose(
                     ctx,
@@ -135,10 +167,12 @@ impl<'c> GpuMlp<'c> {
             })
             .collect::<Result<Vec<_>>>()?;
         let bytes = |count: usize| (count * 4) as u64;
+        // Training-only buffers: one float each in a forward-only model.
+        let train_bytes = |count: usize| if training { bytes(count) } else { 4 };
         let act_buf =
             |label: &str, width: usize| ctx.storage_zeroed(label, bytes(max_batch * width));
         let partials_len = (1..layers.len())
-            .filter(|&l| layers[l - 1].alpha_offset.is_some())
+            .filter(|&l| training && layers[l - 1].alpha_offset.is_some())
             .map(|l| {
                 let (x, y, z) =
                     crate::gpu::matmul::grad_input_grid(ctx, max_batch, layers[l].fan_in)?;
@@ -149,16 +183,16 @@ impl<'c> GpuMlp<'c> {
             .max()
             .unwrap_or(1);
         let mut mlp = GpuMlp {
-            ctx,
+            ctx: ctx.clone(),
             config: config.clone(),
             optimizer,
             max_batch,
             params: ctx.storage_from("params", &layout.to_device(params)),
-            params_t: ctx.storage_zeroed("params_t", bytes(t_len)),
+            params_t: ctx.storage_zeroed("params_t", train_bytes(t_len)),
             t_offsets,
-            grads: ctx.storage_zeroed("grads", bytes(n)),
-            moment1: ctx.storage_zeroed("moment1", bytes(n)),
-            moment2: ctx.storage_zeroed("moment2", bytes(n)),
+            grads: ctx.storage_zeroed("grads", train_bytes(n)),
+            moment1: ctx.storage_zeroed("moment1", train_bytes(n)),
+            moment2: ctx.storage_zeroed("moment2", train_bytes(n)),
             state: ctx.storage_zeroed("train_state", STATE_BYTES),
             eval_state: ctx.storage_zeroed("eval_state", STATE_BYTES),
             state_pair: ctx.storage_zeroed("state_pair", 2 * STATE_BYTES),
@@ -189,9 +223,14 @@ impl<'c> GpuMlp<'c> {
             idx: ctx.storage_zeroed("batch_indices", bytes(max_batch)),
             z: layers.iter().map(|l| act_buf("z", l.fan_out)).collect(),
             y: layers.iter().map(|l| act_buf("y", l.fan_out)).collect(),
-            dz: layers.iter().map(|l| act_buf("dz", l.fan_out)).collect(),
+            dz: layers
+                .iter()
+                .map(|l| ctx.storage_zeroed("dz", train_bytes(max_batch * l.fan_out)))
+                .collect(),
             partials: ctx.storage_zeroed("alpha_partials", bytes(partials_len)),
-            clip_partials: ctx.storage_zeroed("clip_partials", bytes(plan::clip_groups(n).max(1))),
+            clip_partials: ctx
+                .storage_zeroed("clip_partials", train_bytes(plan::clip_groups(n).max(1))),
+            training,
             layers,
             layout,
             variants,
@@ -200,7 +239,9 @@ impl<'c> GpuMlp<'c> {
             plans: HashMap::new(),
             gathers: HashMap::new(),
         };
-        mlp.update = mlp.update_dispatches()?;
+        if training {
+            mlp.update = mlp.update_dispatches()?;
+        }
         // Every dispatch of a full batch is built (and every grid checked) before any work.
         mlp.ensure_plan(max_batch)?;
         ctx.check("creating the model's buffers")?;
@@ -223,8 +264,8 @@ impl<'c> GpuMlp<'c> {
     }
 
     /// The context this model runs on.
-    pub fn context(&self) -> &'c GpuContext {
-        self.ctx
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
     }
 
     /// The matmul core of each layer (forward and dW/db).
@@ -327,16 +368,6 @@ impl<'c> GpuMlp<'c> {
     pub fn loss_and_gradients(
         &mut self,
         x: &[f32],
-        labels: &[u32],
-        batch: usize,
-    ) -> Result<(BatchLoss<f32>, Vec<f32>)> {
-        self.loss_and_gradients_for(x, Target::Labels(labels), batch)
-    }
-
-    /// [`Self::loss_and_gradients`] for class labels or regression targets.
-    pub fn loss_and_gradients_for(
-        &mut self,
-        x: &[f32],
         target: Target,
         batch: usize,
     ) -> Result<(BatchLoss<f32>, Vec<f32>)> {
@@ -361,16 +392,6 @@ impl<'c> GpuMlp<'c> {
     /// One optimizer step on a batch given on the host (one encoder, one submit). Returns the
     /// batch's loss; a non-finite loss is [`Error::Diverged`] and the parameters are kept.
     pub fn train_step(
-        &mut self,
-        x: &[f32],
-        labels: &[u32],
-        batch: usize,
-    ) -> Result<BatchLoss<f32>> {
-        self.train_step_for(x, Target::Labels(labels), batch)
-    }
-
-    /// [`Self::train_step`] for class labels or regression targets.
-    pub fn train_step_for(
         &mut self,
         x: &[f32],
         target: Target,
@@ -406,12 +427,7 @@ impl<'c> GpuMlp<'c> {
     /// Sets the learning rate of the following steps (a learning-rate schedule calls it
     /// between epochs): one write into the optimizer's uniform, applied at the next submit.
     pub fn set_lr(&mut self, lr: f32) -> Result<()> {
-        if !(lr.is_finite() && lr >= 0.0) {
-            return Err(Error::config(
-                "learning rate",
-                format!("{lr} must be a finite number >= 0"),
-            ));
-        }
+        crate::model::check_lr(lr)?;
         self.optimizer.lr = lr;
         let offset = std::mem::offset_of!(OptParams, lr) as u64;
         self.ctx
@@ -427,7 +443,7 @@ impl<'c> GpuMlp<'c> {
 
     /// Clears the divergence flag (after the caller has handled it).
     pub fn clear_divergence(&self) {
-        crate::gpu::state::clear_divergence(self.ctx, &self.state);
+        crate::gpu::state::clear_divergence(&self.ctx, &self.state);
     }
 
     /// The flat parameters (in the host layout of [`MlpConfig::layers`]), read back.
@@ -489,6 +505,58 @@ impl<'c> GpuMlp<'c> {
         );
         q.write_buffer(&self.state, 0, bytemuck::cast_slice(&[step, 0, 0, 0]));
         Ok(())
+    }
+}
+
+impl crate::model::Model for GpuMlp {
+    fn config(&self) -> &MlpConfig {
+        &self.config
+    }
+    fn optimizer(&self) -> &OptimizerConfig {
+        &self.optimizer
+    }
+    fn device_name(&self) -> String {
+        self.ctx.adapter_summary()
+    }
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+    fn forward(&mut self, x: &[f32], batch: usize) -> Result<Vec<f32>> {
+        GpuMlp::forward(self, x, batch)
+    }
+    fn loss_and_gradients(
+        &mut self,
+        x: &[f32],
+        target: Target<'_>,
+        batch: usize,
+    ) -> Result<(BatchLoss<f32>, Vec<f32>)> {
+        GpuMlp::loss_and_gradients(self, x, target, batch)
+    }
+    fn train_step(
+        &mut self,
+        x: &[f32],
+        target: Target<'_>,
+        batch: usize,
+    ) -> Result<BatchLoss<f32>> {
+        GpuMlp::train_step(self, x, target, batch)
+    }
+    fn params(&self) -> Result<Vec<f32>> {
+        GpuMlp::params(self)
+    }
+    fn set_params(&mut self, params: &[f32]) -> Result<()> {
+        GpuMlp::set_params(self, params)
+    }
+    fn optimizer_state(&self) -> Result<OptimizerState<f32>> {
+        GpuMlp::optimizer_state(self)
+    }
+    fn set_optimizer_state(&mut self, state: &OptimizerState<f32>) -> Result<()> {
+        GpuMlp::set_optimizer_state(self, state)
+    }
+    fn set_lr(&mut self, lr: f32) -> Result<()> {
+        GpuMlp::set_lr(self, lr)
+    }
+    fn set_target_scale(&mut self, scale: &[f32]) -> Result<()> {
+        GpuMlp::set_target_scale(self, scale)
     }
 }
 

@@ -80,24 +80,30 @@ pub(super) fn flat_grid(ctx: &GpuContext, op: &str, items: usize) -> Result<(u32
     Ok((x, y, 1))
 }
 
-impl GpuMlp<'_> {
+impl GpuMlp {
     /// Every dispatch of a step with `batch` rows.
     pub(super) fn build_plan(&self, batch: usize) -> Result<Plan> {
-        let ctx = self.ctx;
+        let ctx = &self.ctx;
+        let training = self.training;
+        let losses = |state: &wgpu::Buffer, grads: u32| match training {
+            true => self.loss_dispatches(batch, state, grads),
+            false => Ok(Vec::new()),
+        };
         let mut plan = Plan {
             forward_train: Vec::new(),
             forward_eval: Vec::new(),
-            loss_train: self.loss_dispatches(batch, &self.state, 1)?,
-            loss_eval: self.loss_dispatches(batch, &self.eval_state, 0)?,
-            loss_grad_only: self.loss_dispatches(batch, &self.eval_state, 1)?,
+            loss_train: losses(&self.state, 1)?,
+            loss_eval: losses(&self.eval_state, 0)?,
+            loss_grad_only: losses(&self.eval_state, 1)?,
             backward: Vec::new(),
         };
         for (l, layer) in self.layers.iter().enumerate() {
             let input = if l == 0 { &self.xb } else { &self.y[l - 1] };
-            for (store_z, out) in [
+            let passes = [
                 (true, &mut plan.forward_train),
                 (false, &mut plan.forward_eval),
-            ] {
+            ];
+            for (store_z, out) in passes.into_iter().skip(usize::from(!training)) {
                 out.extend(matmul::forward_dispatches(
                     ctx,
                     self.variants[l],
@@ -112,12 +118,12 @@ impl GpuMlp<'_> {
                     false,
                 )?);
             }
-            if self.config.dropout > 0.0 && l + 1 < self.layers.len() {
+            if training && self.config.dropout > 0.0 && l + 1 < self.layers.len() {
                 let d = self.dropout_dispatch(&self.y[l], batch * layer.fan_out, l)?;
                 plan.forward_train.push(d);
             }
         }
-        for l in (0..self.layers.len()).rev() {
+        for l in (0..self.layers.len()).rev().filter(|_| training) {
             plan.backward.extend(self.backward_dispatches(batch, l)?);
         }
         Ok(plan)
@@ -125,7 +131,7 @@ impl GpuMlp<'_> {
 
     /// dW/db of layer `l`, then (past the first layer) dZ of the layer before it.
     fn backward_dispatches(&self, batch: usize, l: usize) -> Result<Vec<Dispatch>> {
-        let ctx = self.ctx;
+        let ctx = &self.ctx;
         let layer = &self.layers[l];
         let input = if l == 0 { &self.xb } else { &self.y[l - 1] };
         let dims = LayerDims::of(batch, layer, true, None);
@@ -192,7 +198,7 @@ impl GpuMlp<'_> {
 
     /// Inverted dropout in place on `n` values of hidden layer `layer` (its Y or its dZ).
     fn dropout_dispatch(&self, buf: &wgpu::Buffer, n: usize, layer: usize) -> Result<Dispatch> {
-        let ctx = self.ctx;
+        let ctx = &self.ctx;
         let p = self.config.dropout;
         let dims = ctx.uniform(
             "dropout",
@@ -221,7 +227,7 @@ impl GpuMlp<'_> {
         layer: &Layer,
         alpha_offset: usize,
     ) -> Result<Dispatch> {
-        let ctx = self.ctx;
+        let ctx = &self.ctx;
         let (x, y, z) = matmul::grad_input_grid(ctx, batch, layer.fan_in)?;
         let count = (x * y * z) as usize * GRAD_INPUT_WORKGROUP;
         ctx.check_loop_trip(
@@ -257,7 +263,7 @@ impl GpuMlp<'_> {
         state: &wgpu::Buffer,
         training: u32,
     ) -> Result<Vec<Dispatch>> {
-        let ctx = self.ctx;
+        let ctx = &self.ctx;
         let classes = self.config.output;
         let per_row = 3 * classes as u64 + 4;
         ctx.check_loop_trip("the loss", per_row + 16, "use fewer outputs (classes)")?;
@@ -304,7 +310,7 @@ impl GpuMlp<'_> {
 
     /// Gradient clipping's two dispatches: partial sums of squares, then the factor.
     fn clip_dispatches(&self) -> Result<Vec<Dispatch>> {
-        let ctx = self.ctx;
+        let ctx = &self.ctx;
         // Over the device buffer: its gaps and padding hold zero gradients.
         let n = self.layout.len;
         let groups = clip_groups(n).max(1);
@@ -352,7 +358,7 @@ impl GpuMlp<'_> {
     /// The optimizer's tick and update over the flat parameter buffer (after gradient
     /// clipping's two dispatches when it is on).
     pub(super) fn update_dispatches(&self) -> Result<Vec<Dispatch>> {
-        let ctx = self.ctx;
+        let ctx = &self.ctx;
         let mut out = if self.optimizer.clip_norm > 0.0 {
             self.clip_dispatches()?
         } else {
@@ -417,7 +423,7 @@ impl GpuMlp<'_> {
                 data.n_classes,
             ));
         }
-        let ctx = self.ctx;
+        let ctx = &self.ctx;
         let pipeline = ctx.pipeline(&PipelineKey::new(Kernel::Gather))?;
         let grid = flat_grid(ctx, "batch gather", batch * data.n_features)?;
         let target_grid = flat_grid(ctx, "target gather", batch * data.n_targets.max(1))?;
