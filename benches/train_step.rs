@@ -49,7 +49,7 @@ fn train_step(c: &mut Criterion) {
             let s = step % steps;
             let x = &data.features[s * BATCH * d..(s + 1) * BATCH * d];
             let y = &data.labels[s * BATCH..(s + 1) * BATCH];
-            mlp.train_step(x, y, BATCH).unwrap();
+            mlp.train_step(x, wgmlp::Target::Labels(y), BATCH).unwrap();
             step += 1;
         })
     });

@@ -37,8 +37,8 @@ pub struct Predictor {
 }
 
 enum Engine {
-    Gpu(Mutex<GpuMlp>),
-    Cpu(CpuMlp<f32>),
+    Gpu(Box<Mutex<GpuMlp>>),
+    Cpu(Box<CpuMlp<f32>>),
 }
 
 impl std::fmt::Debug for Predictor {
@@ -55,17 +55,17 @@ impl Predictor {
     /// a checkpoint) on `device`.
     pub fn new(device: &Device, config: &MlpConfig, params: &[f32]) -> Result<Predictor> {
         let engine = match device {
-            Device::Gpu(ctx) => Engine::Gpu(Mutex::new(GpuMlp::for_inference(
+            Device::Gpu(ctx) => Engine::Gpu(Box::new(Mutex::new(GpuMlp::for_inference(
                 ctx,
                 config,
                 PREDICT_BATCH,
                 params,
-            )?)),
-            Device::Cpu => Engine::Cpu(CpuMlp::from_params(
+            )?))),
+            Device::Cpu => Engine::Cpu(Box::new(CpuMlp::from_params(
                 config,
                 params.to_vec(),
                 crate::optim::OptimizerConfig::sgd(0.1),
-            )?),
+            )?)),
         };
         Ok(Predictor {
             config: config.clone(),

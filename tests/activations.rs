@@ -272,7 +272,7 @@ fn odd_and_large_lengths() {
 #[test]
 fn grid_with_many_rows_covers_every_element() {
     let mut ctx = GpuContext::new().expect("adapter");
-    ctx.max_workgroups_per_dim = 7;
+    ctx.get_mut().unwrap().max_workgroups_per_dim = 7;
     let len = 1024 * 7 * 5 + 3; // 5 full rows and one more workgroup
     let x: Vec<f32> = (0..len).map(|i| i as f32 - 1000.0).collect();
     let y = elementwise::forward(&ctx, Activation::Relu, &x).unwrap();
@@ -294,7 +294,7 @@ fn no_matching_adapter_is_an_error_with_a_hint() {
         name_contains: Some("no adapter has this name".into()),
         ..wgmlp::AdapterRequest::default()
     };
-    let err = GpuContext::with_request(&req).unwrap_err();
+    let err = GpuContext::open(&req, Default::default()).unwrap_err();
     assert!(matches!(err, wgmlp::Error::NoAdapter { .. }), "{err:?}");
     let text = err.to_string();
     assert!(

@@ -13,7 +13,7 @@ fn autotune_times_once_caches_on_disk_and_reuses_the_choice() {
     let path = dir.join("autotune.json");
     let mut ctx = GpuContext::new().expect("adapter");
     eprintln!("[adapter] {}", ctx.adapter_summary());
-    ctx.autotune = Autotuner::with(&ctx.info, Policy::Auto, Some(path.clone()));
+    ctx.get_mut().unwrap().autotune = Autotuner::with(&ctx.info, Policy::Auto, Some(path.clone()));
     let v = tune::choose(&ctx, 64, 40, 32, 0, 1280).unwrap();
     assert_eq!(ctx.autotune.tunings(), 1);
     // Same shape class (64x64x32): no second timing.

@@ -7,6 +7,7 @@ mod common;
 
 use cli_util::{assert_refused_early, ok, s, scratch, wgmlp};
 use common::{gpu, rel_err_norm};
+use wgmlp::Target;
 use wgmlp::optim::clip_scale;
 use wgmlp::reference::CpuMlp;
 use wgmlp::rng::Rng;
@@ -45,8 +46,8 @@ fn gpu_clipped_steps_match_the_cpu_reference() {
                 let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
                 let before = cpu.params.clone();
                 for _ in 0..5 {
-                    cpu.train_step(&x64, &y, rows).unwrap();
-                    mlp.train_step(&x, &y, rows).unwrap();
+                    cpu.train_step(&x64, Target::Labels(&y), rows).unwrap();
+                    mlp.train_step(&x, Target::Labels(&y), rows).unwrap();
                 }
                 let got: Vec<f64> = mlp
                     .params()

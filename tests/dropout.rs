@@ -8,6 +8,7 @@ mod common;
 
 use cli_util::{assert_refused_early, ok, s, scratch, wgmlp};
 use common::{gpu, rel_err_norm};
+use wgmlp::Target;
 use wgmlp::reference::CpuMlp;
 use wgmlp::rng::Rng;
 use wgmlp::{Activation, GpuMlp, MlpConfig, OptimizerConfig};
@@ -38,9 +39,11 @@ fn gpu_and_cpu_draw_the_same_masks_and_reach_the_same_parameters() {
     config.dropout = 0.5;
     let opt = OptimizerConfig::sgd(0.1);
     let cpu = CpuMlp::<f64>::new(&config, opt).unwrap();
-    let (_, want) = cpu.loss_and_gradients(&to64(&x), &y, 37).unwrap();
+    let (_, want) = cpu
+        .loss_and_gradients(&to64(&x), Target::Labels(&y), 37)
+        .unwrap();
     let mut mlp = GpuMlp::new(ctx, &config, opt, 64).unwrap();
-    let (_, got) = mlp.loss_and_gradients(&x, &y, 37).unwrap();
+    let (_, got) = mlp.loss_and_gradients(&x, Target::Labels(&y), 37).unwrap();
     let err = rel_err_norm(&to64(&got), &want);
     assert!(err < 1e-4, "gradients with dropout: relative error {err:e}");
     // Without dropout the gradients are different (the masks matter).
@@ -52,12 +55,14 @@ fn gpu_and_cpu_draw_the_same_masks_and_reach_the_same_parameters() {
         opt,
     )
     .unwrap();
-    let (_, none) = plain.loss_and_gradients(&to64(&x), &y, 37).unwrap();
+    let (_, none) = plain
+        .loss_and_gradients(&to64(&x), Target::Labels(&y), 37)
+        .unwrap();
     assert!(rel_err_norm(&none, &want) > 0.1);
     let mut cpu = CpuMlp::<f32>::new(&config, opt).unwrap();
     for _ in 0..20 {
-        cpu.train_step(&x, &y, 37).unwrap();
-        mlp.train_step(&x, &y, 37).unwrap();
+        cpu.train_step(&x, Target::Labels(&y), 37).unwrap();
+        mlp.train_step(&x, Target::Labels(&y), 37).unwrap();
     }
     let err = rel_err_norm(&to64(&mlp.params().unwrap()), &to64(&cpu.params));
     assert!(
@@ -78,7 +83,7 @@ fn cpu_f64_dropout_gradients_match_finite_differences() {
         .with_seed(11);
     config.dropout = 0.3;
     let mlp = CpuMlp::<f64>::new(&config, OptimizerConfig::sgd(0.1)).unwrap();
-    let (_, analytic) = mlp.loss_and_gradients(&x, &y, 6).unwrap();
+    let (_, analytic) = mlp.loss_and_gradients(&x, Target::Labels(&y), 6).unwrap();
     let h = 1e-6;
     let fd: Vec<f64> = (0..analytic.len())
         .map(|i| {
@@ -86,8 +91,16 @@ fn cpu_f64_dropout_gradients_match_finite_differences() {
             plus.params[i] += h;
             let mut minus = mlp.clone();
             minus.params[i] -= h;
-            let lp = plus.loss_and_gradients(&x, &y, 6).unwrap().0.loss;
-            let lm = minus.loss_and_gradients(&x, &y, 6).unwrap().0.loss;
+            let lp = plus
+                .loss_and_gradients(&x, Target::Labels(&y), 6)
+                .unwrap()
+                .0
+                .loss;
+            let lm = minus
+                .loss_and_gradients(&x, Target::Labels(&y), 6)
+                .unwrap()
+                .0
+                .loss;
             (lp - lm) / (2.0 * h)
         })
         .collect();

@@ -90,7 +90,7 @@ fn a_wait_past_its_timeout_is_a_timeout_error() {
     let config = MlpConfig::new(64, &[256, 256], 10);
     // Built (and its cores tuned) under the normal timeout; the product below is not.
     drop(GpuMlp::new(&ctx, &config, OptimizerConfig::sgd(0.1), 1024).unwrap());
-    ctx.wait_timeout = std::time::Duration::ZERO;
+    ctx.get_mut().unwrap().wait_timeout = std::time::Duration::ZERO;
     let mut mlp = GpuMlp::new(&ctx, &config, OptimizerConfig::sgd(0.1), 1024).unwrap();
     let x = vec![0.5f32; 64 * 1024];
     match mlp.forward(&x, 1024) {

@@ -13,6 +13,7 @@
 mod common;
 
 use common::{gpu, rel_err_norm};
+use wgmlp::Target;
 use wgmlp::gpu::fused::{Exchange, FusedMlp, LaneSetup, codegen};
 use wgmlp::gpu::kernels::workgroup_bytes;
 use wgmlp::optim::OptimizerKind;
@@ -67,8 +68,8 @@ fn check_against_reference(
     let err = rel_err_norm(&to64(&got), &want);
     assert!(err <= 1e-5, "{what}: forward relative error {err:e}");
 
-    let (want_loss, want_grads) = cpu.loss_and_gradients(&x64, &y, n).unwrap();
-    let (got_loss, got_grads) = fused.loss_and_gradients(&x, &y, n).unwrap();
+    let (want_loss, want_grads) = cpu.loss_and_gradients(&x64, Target::Labels(&y), n).unwrap();
+    let (got_loss, got_grads) = fused.loss_and_gradients(&x, Target::Labels(&y), n).unwrap();
     let err = rel_err_norm(&to64(&got_grads), &want_grads);
     assert!(err <= grad_tol, "{what}: gradient relative error {err:e}");
     let lerr = (got_loss.loss as f64 - want_loss.loss).abs() / want_loss.loss.abs();
@@ -85,7 +86,7 @@ fn check_against_reference(
         let lay = g.forward(&x, n).unwrap();
         let err = rel_err_norm(&to64(&got), &to64(&lay));
         assert!(err <= 2e-5, "{what}: fused vs layered forward {err:e}");
-        let (_, lay_grads) = g.loss_and_gradients(&x, &y, n).unwrap();
+        let (_, lay_grads) = g.loss_and_gradients(&x, Target::Labels(&y), n).unwrap();
         let err = rel_err_norm(&to64(&got_grads), &to64(&lay_grads));
         assert!(
             err <= 2.0 * grad_tol,
@@ -204,9 +205,9 @@ fn twenty_training_steps_every_optimizer_agree_with_cpu_and_layered() {
         for step in 0..20 {
             let b = step % 5;
             let (xb, yb) = (&x[b * 480..(b + 1) * 480], &y[b * 48..(b + 1) * 48]);
-            let lf = fused.train_step(xb, yb, 48).unwrap().loss;
-            let ll = layered.train_step(xb, yb, 48).unwrap().loss;
-            let lc = cpu.train_step(xb, yb, 48).unwrap().loss;
+            let lf = fused.train_step(xb, Target::Labels(yb), 48).unwrap().loss;
+            let ll = layered.train_step(xb, Target::Labels(yb), 48).unwrap().loss;
+            let lc = cpu.train_step(xb, Target::Labels(yb), 48).unwrap().loss;
             assert!(
                 (lf - lc).abs() <= 1e-3 * lc.abs() && (lf - ll).abs() <= 1e-3 * ll.abs(),
                 "{kind} step {}: fused {lf} layered {ll} cpu {lc}",
@@ -259,7 +260,7 @@ fn float_target_mse_matches_an_f64_reference() {
     let cpu = CpuMlp::<f64>::from_params(&config, to64(&p), OptimizerConfig::sgd(0.1)).unwrap();
     let (want_loss, want) = mse_targets_reference(&cpu, &to64(&x), &to64(&t), n);
     let mut fused = FusedMlp::from_params(ctx, &config, OptimizerConfig::sgd(0.1), n, &p).unwrap();
-    let (got_loss, got) = fused.loss_and_gradients_targets(&x, &t, n).unwrap();
+    let (got_loss, got) = fused.loss_and_gradients(&x, Target::Values(&t), n).unwrap();
     let err = rel_err_norm(&to64(&got), &want);
     assert!(err <= 1e-4, "gradient relative error {err:e}");
     assert!(
@@ -268,17 +269,17 @@ fn float_target_mse_matches_an_f64_reference() {
         got_loss.loss
     );
     // Training lowers the loss.
-    let first = fused.train_step_targets(&x, &t, n).unwrap().loss;
+    let first = fused.train_step(&x, Target::Values(&t), n).unwrap().loss;
     let mut last = first;
     for _ in 0..30 {
-        last = fused.train_step_targets(&x, &t, n).unwrap().loss;
+        last = fused.train_step(&x, Target::Values(&t), n).unwrap().loss;
     }
     assert!(last < first, "MSE went from {first} to {last}");
     // Float targets need the MSE loss.
     let ce = config.clone().with_loss(Loss::CrossEntropy);
     let mut fused = FusedMlp::new(ctx, &ce, OptimizerConfig::sgd(0.1), n).unwrap();
     assert!(matches!(
-        fused.loss_and_gradients_targets(&x, &t, n),
+        fused.loss_and_gradients(&x, Target::Values(&t), n),
         Err(Error::Config { .. })
     ));
 }
@@ -336,7 +337,7 @@ fn divergence_keeps_the_parameters() {
     let mut fused = FusedMlp::new(ctx, &config, OptimizerConfig::sgd(0.1), 4).unwrap();
     let before = fused.params().unwrap();
     let x = [f32::INFINITY, 1.0, 0.5, 0.5];
-    match fused.train_step(&x, &[0, 1], 2) {
+    match fused.train_step(&x, Target::Labels(&[0, 1]), 2) {
         Err(Error::Diverged { step: 1, .. }) => {}
         other => panic!("expected divergence at step 1, got {other:?}"),
     }
@@ -377,7 +378,7 @@ fn bad_input_is_a_typed_error() {
         Err(Error::Shape { .. })
     ));
     assert!(matches!(
-        fused.loss_and_gradients(&[0.0; 6], &[0, 2], 2),
+        fused.loss_and_gradients(&[0.0; 6], Target::Labels(&[0, 2]), 2),
         Err(Error::InvalidData { .. })
     ));
     assert!(matches!(

@@ -10,7 +10,6 @@ use cli_util::{assert_refused_early, ok, s, scratch, stderr, wgmlp_env};
 use common::{gpu, rel_err_norm};
 use wgmlp::data::synthetic;
 use wgmlp::gpu::fused::KernelChoice;
-use wgmlp::train::Engine;
 use wgmlp::{GpuContext, MlpConfig, OptimizerConfig, TrainOptions, Trainer};
 
 fn to64(v: &[f32]) -> Vec<f64> {
@@ -225,7 +224,10 @@ fn trainer_fused_and_layered_paths_agree_over_epochs_with_a_chunked_dataset() {
     let mut ctx = GpuContext::new().expect("adapter");
     // 16 KiB bindings: 2,000 samples of 20 features span 10 chunks, and the fused model's own
     // buffers (partials, row store) still fit.
-    ctx.limits.max_storage_buffer_binding_size = 16384;
+    ctx.get_mut()
+        .unwrap()
+        .limits
+        .max_storage_buffer_binding_size = 16384;
     let train = synthetic::teacher(2000, 20, 16, 3, 8);
     let test = synthetic::teacher(300, 20, 16, 3, 9);
     let config = MlpConfig::new(20, &[8, 8], 3).with_seed(1);
@@ -235,18 +237,18 @@ fn trainer_fused_and_layered_paths_agree_over_epochs_with_a_chunked_dataset() {
     };
     let opt = OptimizerConfig::adam(0.01);
     let make = |k| {
-        Trainer::gpu_with_kernel(&ctx, &config, opt, &train, Some(&test), options.clone(), k)
+        Trainer::builder(wgmlp::Device::Gpu(ctx.clone()), &config, opt)
+            .options(options.clone())
+            .kernel(k)
+            .test(test.clone())
+            .build(train.clone())
             .unwrap()
     };
     let (mut f, mut l) = (make(KernelChoice::Fused), make(KernelChoice::Layered));
-    match &f.engine {
-        Engine::Fused(e) => assert!(
-            e.train.chunk_count() >= 10,
-            "{} chunks",
-            e.train.chunk_count()
-        ),
-        _ => panic!("--kernel fused did not give the fused engine"),
-    }
+    let chunks = wgmlp::GpuDataset::upload(&ctx, &train)
+        .unwrap()
+        .chunk_count();
+    assert!(chunks >= 10, "{chunks} chunks");
     assert_eq!(f.kernel().unwrap().name(), "fused");
     assert_eq!(l.kernel().unwrap().name(), "layered");
     for _ in 0..3 {

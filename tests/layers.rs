@@ -340,7 +340,7 @@ fn layer_bcast_core_every_tile_edge_or_a_clear_refusal() {
     }
     if runs {
         let mut split = GpuContext::new().expect("adapter");
-        split.max_loop_trip = 6; // parts of 4 k
+        split.get_mut().unwrap().max_loop_trip = 6; // parts of 4 k
         let c = case(47, 13, 22 * 4, 8);
         check_forward_with(
             &split,
@@ -365,7 +365,7 @@ fn layer_256x256_to_10_the_textbook_output_layer() {
 #[test]
 fn layer_batch_past_one_workgroup_grid_row() {
     let mut ctx = GpuContext::new().expect("adapter");
-    ctx.max_workgroups_per_dim = 4;
+    ctx.get_mut().unwrap().max_workgroups_per_dim = 4;
     let c = case(5, 301, 45, 64);
     for act in [
         Activation::Relu,

@@ -16,13 +16,13 @@
 mod common;
 
 use common::rel_err_norm;
+use wgmlp::Target;
 use wgmlp::gpu::MatmulVariant;
 use wgmlp::gpu::autotune::{Autotuner, Policy};
 use wgmlp::reference::CpuMlp;
 use wgmlp::rng::Rng;
 use wgmlp::{
     Activation, Dataset, Error, GpuContext, GpuMlp, Loss, MlpConfig, OptimizerConfig, TrainOptions,
-    Trainer,
 };
 
 fn to64(v: &[f32]) -> Vec<f64> {
@@ -39,9 +39,9 @@ fn small_limits(variant: MatmulVariant) -> GpuContext {
         )
     });
     eprintln!("[adapter] {}", ctx.adapter_summary());
-    ctx.max_workgroups_per_dim = 4;
-    ctx.max_loop_trip = 5;
-    ctx.autotune = Autotuner::with(&ctx.info, Policy::Force(variant), None);
+    ctx.get_mut().unwrap().max_workgroups_per_dim = 4;
+    ctx.get_mut().unwrap().max_loop_trip = 5;
+    ctx.get_mut().unwrap().autotune = Autotuner::with(&ctx.info, Policy::Force(variant), None);
     ctx
 }
 
@@ -73,8 +73,12 @@ fn check_against_cpu(ctx: &GpuContext, config: &MlpConfig, rows: usize, what: &s
     let want = cpu.forward(&to64(&x), rows).unwrap();
     let err = rel_err_norm(&to64(&logits), &want);
     assert!(err <= 1e-4, "{what}: logits relative error {err:e}");
-    let (got_loss, got) = gpu.loss_and_gradients(&x, &y, rows).unwrap();
-    let (want_loss, want) = cpu.loss_and_gradients(&to64(&x), &y, rows).unwrap();
+    let (got_loss, got) = gpu
+        .loss_and_gradients(&x, Target::Labels(&y), rows)
+        .unwrap();
+    let (want_loss, want) = cpu
+        .loss_and_gradients(&to64(&x), Target::Labels(&y), rows)
+        .unwrap();
     let err = rel_err_norm(&to64(&got), &want);
     assert!(err <= 1e-4, "{what}: gradient relative error {err:e}");
     let lerr = (got_loss.loss as f64 - want_loss.loss).abs() / want_loss.loss.abs();
@@ -132,8 +136,24 @@ fn training_with_split_grids_matches_the_cpu_reference() {
         batch_size: 400,
         ..Default::default()
     };
-    let mut g = Trainer::gpu(&ctx, &config, opt, &data, Some(&data), options.clone()).unwrap();
-    let mut c = Trainer::cpu(&config, opt, &data, Some(&data), options).unwrap();
+    let mut g = common::trainer(
+        wgmlp::Device::Gpu(ctx.clone()),
+        &config,
+        opt,
+        &data,
+        Some(&data),
+        options.clone(),
+    )
+    .unwrap();
+    let mut c = common::trainer(
+        wgmlp::Device::Cpu,
+        &config,
+        opt,
+        &data,
+        Some(&data),
+        options,
+    )
+    .unwrap();
     for _ in 0..2 {
         let (mg, mc) = (g.run_epoch().unwrap(), c.run_epoch().unwrap());
         assert!(
@@ -174,7 +194,7 @@ fn shapes_past_the_grid_are_typed_errors_not_wrong_answers() {
 #[test]
 fn a_loss_past_the_drivers_loop_limit_is_refused_with_the_reason() {
     let mut ctx = small_limits(MatmulVariant::Scalar);
-    ctx.loop_limit = Some(100);
+    ctx.get_mut().unwrap().loop_limit = Some(100);
     let opt = OptimizerConfig::sgd(0.1);
     assert!(GpuMlp::new(&ctx, &MlpConfig::new(2, &[4], 20), opt, 4).is_ok());
     let err = GpuMlp::new(&ctx, &MlpConfig::new(2, &[4], 40), opt, 4)
@@ -197,8 +217,16 @@ fn a_70000_wide_hidden_layer_trains_like_the_cpu_reference() {
     // where f32 rounding differences between any two correct implementations grow chaotically.
     let opt = OptimizerConfig::sgd(1e-3);
     let options = TrainOptions::default();
-    let mut g = Trainer::gpu(ctx, &config, opt, &data, None, options.clone()).unwrap();
-    let mut c = Trainer::cpu(&config, opt, &data, None, options).unwrap();
+    let mut g = common::trainer(
+        wgmlp::Device::Gpu(ctx.clone()),
+        &config,
+        opt,
+        &data,
+        None,
+        options.clone(),
+    )
+    .unwrap();
+    let mut c = common::trainer(wgmlp::Device::Cpu, &config, opt, &data, None, options).unwrap();
     for epoch in 1..=3 {
         let (mg, mc) = (g.run_epoch().unwrap(), c.run_epoch().unwrap());
         eprintln!(

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{gpu, rel_err_norm};
+use wgmlp::Target;
 use wgmlp::reference::CpuMlp;
 use wgmlp::rng::Rng;
 use wgmlp::{Activation, Error, GpuMlp, Loss, MlpConfig, OptimizerConfig};
@@ -41,7 +42,7 @@ fn cpu_f64_gradients_match_finite_differences() {
             for p in mlp.params.iter_mut() {
                 *p += 0.3 * rng.normal();
             }
-            let (_, analytic) = mlp.loss_and_gradients(&x, &y, 5).unwrap();
+            let (_, analytic) = mlp.loss_and_gradients(&x, Target::Labels(&y), 5).unwrap();
             let h = 1e-6;
             let mut fd = vec![0.0; analytic.len()];
             for (i, fd_i) in fd.iter_mut().enumerate() {
@@ -49,8 +50,16 @@ fn cpu_f64_gradients_match_finite_differences() {
                 plus.params[i] += h;
                 let mut minus = mlp.clone();
                 minus.params[i] -= h;
-                let lp = plus.loss_and_gradients(&x, &y, 5).unwrap().0.loss;
-                let lm = minus.loss_and_gradients(&x, &y, 5).unwrap().0.loss;
+                let lp = plus
+                    .loss_and_gradients(&x, Target::Labels(&y), 5)
+                    .unwrap()
+                    .0
+                    .loss;
+                let lm = minus
+                    .loss_and_gradients(&x, Target::Labels(&y), 5)
+                    .unwrap()
+                    .0
+                    .loss;
                 *fd_i = (lp - lm) / (2.0 * h);
             }
             let err = rel_err_norm(&analytic, &fd);
@@ -73,9 +82,11 @@ fn gpu_f32_gradients_match_cpu_f64() {
                 .with_loss(loss)
                 .with_seed(3);
             let cpu = CpuMlp::<f64>::new(&config, OptimizerConfig::sgd(0.1)).unwrap();
-            let (want_loss, want) = cpu.loss_and_gradients(&to64(&x), &y, 37).unwrap();
+            let (want_loss, want) = cpu
+                .loss_and_gradients(&to64(&x), Target::Labels(&y), 37)
+                .unwrap();
             let mut mlp = GpuMlp::new(ctx, &config, OptimizerConfig::sgd(0.1), 64).unwrap();
-            let (got_loss, got) = mlp.loss_and_gradients(&x, &y, 37).unwrap();
+            let (got_loss, got) = mlp.loss_and_gradients(&x, Target::Labels(&y), 37).unwrap();
             let err = rel_err_norm(&to64(&got), &want);
             assert!(
                 err <= 1e-4,
@@ -110,7 +121,9 @@ fn cross_entropy_is_stable_for_huge_logits() {
     let mut params = vec![0.0f32; config.n_params()];
     params[3..6].copy_from_slice(&[1e4, -1e4, 0.0]);
     let mut mlp = GpuMlp::from_params(ctx, &config, OptimizerConfig::sgd(0.1), 4, &params).unwrap();
-    let (r, grads) = mlp.loss_and_gradients(&[0.0, 0.0], &[0, 1], 2).unwrap();
+    let (r, grads) = mlp
+        .loss_and_gradients(&[0.0, 0.0], Target::Labels(&[0, 1]), 2)
+        .unwrap();
     // loss = mean(0, 2e4) = 1e4 exactly; label 0 is right, label 1 wrong.
     assert_eq!(r.loss, 1e4);
     assert_eq!(r.correct, 1);
@@ -180,22 +193,32 @@ fn bad_input_is_a_typed_error_never_a_panic() {
     ));
     let mut mlp = GpuMlp::new(ctx, &config, opt, 8).unwrap();
     let mut cpu = CpuMlp::<f32>::new(&config, opt).unwrap();
-    assert!(mlp.train_step(&[], &[], 0).is_err());
-    assert!(cpu.train_step(&[], &[], 0).is_err());
+    assert!(mlp.train_step(&[], Target::Labels(&[]), 0).is_err());
+    assert!(cpu.train_step(&[], Target::Labels(&[]), 0).is_err());
     // Mismatched shapes: 2 rows need 6 values.
-    let err = mlp.train_step(&[0.0; 5], &[0, 1], 2).unwrap_err();
+    let err = mlp
+        .train_step(&[0.0; 5], Target::Labels(&[0, 1]), 2)
+        .unwrap_err();
     assert!(matches!(err, Error::Shape { .. }), "{err}");
-    assert!(cpu.train_step(&[0.0; 5], &[0, 1], 2).is_err());
-    assert!(mlp.train_step(&[0.0; 6], &[0], 2).is_err());
+    assert!(
+        cpu.train_step(&[0.0; 5], Target::Labels(&[0, 1]), 2)
+            .is_err()
+    );
+    assert!(mlp.train_step(&[0.0; 6], Target::Labels(&[0]), 2).is_err());
     // A batch larger than the buffers.
     assert!(mlp.forward(&[0.0; 27], 9).is_err());
     // Labels out of range.
-    let err = mlp.train_step(&[0.0; 6], &[0, 2], 2).unwrap_err();
+    let err = mlp
+        .train_step(&[0.0; 6], Target::Labels(&[0, 2]), 2)
+        .unwrap_err();
     assert!(
         matches!(err, Error::InvalidData { .. }) && err.to_string().contains("label 2"),
         "{err}"
     );
-    assert!(cpu.train_step(&[0.0; 6], &[0, 2], 2).is_err());
+    assert!(
+        cpu.train_step(&[0.0; 6], Target::Labels(&[0, 2]), 2)
+            .is_err()
+    );
     // Wrong parameter count.
     assert!(GpuMlp::from_params(ctx, &config, opt, 8, &[0.0; 3]).is_err());
     // A non-positive learning rate.
@@ -228,7 +251,7 @@ fn cpu_f64_gradients_with_learned_prelu_alpha_match_finite_differences() {
         }
         mlp.params[alphas[0]] = 0.1;
         mlp.params[alphas[1]] = 0.4;
-        let (_, analytic) = mlp.loss_and_gradients(&x, &y, 5).unwrap();
+        let (_, analytic) = mlp.loss_and_gradients(&x, Target::Labels(&y), 5).unwrap();
         let h = 1e-6;
         let mut fd = vec![0.0; analytic.len()];
         for (i, fd_i) in fd.iter_mut().enumerate() {
@@ -236,8 +259,16 @@ fn cpu_f64_gradients_with_learned_prelu_alpha_match_finite_differences() {
             plus.params[i] += h;
             let mut minus = mlp.clone();
             minus.params[i] -= h;
-            let lp = plus.loss_and_gradients(&x, &y, 5).unwrap().0.loss;
-            let lm = minus.loss_and_gradients(&x, &y, 5).unwrap().0.loss;
+            let lp = plus
+                .loss_and_gradients(&x, Target::Labels(&y), 5)
+                .unwrap()
+                .0
+                .loss;
+            let lm = minus
+                .loss_and_gradients(&x, Target::Labels(&y), 5)
+                .unwrap()
+                .0
+                .loss;
             *fd_i = (lp - lm) / (2.0 * h);
         }
         let err = rel_err_norm(&analytic, &fd);
@@ -278,10 +309,14 @@ fn check_learned_prelu_gradients(ctx: &wgmlp::GpuContext, widths: &[usize], rows
         }
         let opt = OptimizerConfig::sgd(0.1);
         let cpu = CpuMlp::<f64>::from_params(&config, to64(&params), opt).unwrap();
-        let (want_loss, want) = cpu.loss_and_gradients(&to64(&x), &y, rows).unwrap();
+        let (want_loss, want) = cpu
+            .loss_and_gradients(&to64(&x), Target::Labels(&y), rows)
+            .unwrap();
         let mut mlp = GpuMlp::from_params(ctx, &config, opt, 64, &params).unwrap();
         let what = format!("{widths:?} {loss} {:?}", mlp.variants());
-        let (got_loss, got) = mlp.loss_and_gradients(&x, &y, rows).unwrap();
+        let (got_loss, got) = mlp
+            .loss_and_gradients(&x, Target::Labels(&y), rows)
+            .unwrap();
         let err = rel_err_norm(&to64(&got), &want);
         assert!(err <= 1e-4, "{what}: gradient relative error {err:e}");
         for l in config.layers() {
@@ -330,7 +365,7 @@ fn gpu_learned_prelu_alpha_on_every_matmul_core() {
     use wgmlp::gpu::autotune::{Autotuner, Policy};
     for variant in MatmulVariant::ALL {
         let mut ctx = wgmlp::GpuContext::new().expect("adapter");
-        ctx.autotune = Autotuner::with(&ctx.info, Policy::Force(variant), None);
+        ctx.get_mut().unwrap().autotune = Autotuner::with(&ctx.info, Policy::Force(variant), None);
         let config = MlpConfig::new(20, &[32, 16], 4)
             .with_activation(Activation::Prelu { alpha: 0.25 })
             .with_learn_prelu(true);

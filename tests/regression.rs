@@ -10,7 +10,6 @@ use wgmlp::reference::{CpuMlp, Target, regression_loss_and_grad};
 use wgmlp::rng::Rng;
 use wgmlp::{
     Activation, GpuMlp, Loss, MlpConfig, Normalization, OptimizerConfig, Task, TrainOptions,
-    Trainer,
 };
 
 const LOSSES: [Loss; 3] = [Loss::Mse, Loss::L1, Loss::Huber];
@@ -80,7 +79,7 @@ fn cpu_f64_regression_gradients_match_finite_differences() {
                 .fold(f64::INFINITY, f64::min);
             assert!(closest > 1e-4, "a residual sits on a kink: {closest}");
             let target = Target::Values(&t);
-            let (_, analytic) = mlp.loss_and_gradients_for(&x, target, 5).unwrap();
+            let (_, analytic) = mlp.loss_and_gradients(&x, target, 5).unwrap();
             let h = 1e-6;
             let fd: Vec<f64> = (0..analytic.len())
                 .map(|i| {
@@ -88,8 +87,8 @@ fn cpu_f64_regression_gradients_match_finite_differences() {
                     plus.params[i] += h;
                     let mut minus = mlp.clone();
                     minus.params[i] -= h;
-                    let lp = plus.loss_and_gradients_for(&x, target, 5).unwrap().0.loss;
-                    let lm = minus.loss_and_gradients_for(&x, target, 5).unwrap().0.loss;
+                    let lp = plus.loss_and_gradients(&x, target, 5).unwrap().0.loss;
+                    let lm = minus.loss_and_gradients(&x, target, 5).unwrap().0.loss;
                     (lp - lm) / (2.0 * h)
                 })
                 .collect();
@@ -120,12 +119,12 @@ fn gpu_regression_loss_and_gradients_match_cpu_f64_at_odd_sizes() {
             let mut cpu = CpuMlp::<f64>::new(&config, OptimizerConfig::sgd(0.1)).unwrap();
             cpu.target_scale = scale.clone();
             let (want, want_g) = cpu
-                .loss_and_gradients_for(&to64(&x), Target::Values(&t), rows)
+                .loss_and_gradients(&to64(&x), Target::Values(&t), rows)
                 .unwrap();
             let mut mlp = GpuMlp::new(ctx, &config, OptimizerConfig::sgd(0.1), rows).unwrap();
             mlp.set_target_scale(&scale).unwrap();
             let (got, got_g) = mlp
-                .loss_and_gradients_for(&x, Target::Values(&t), rows)
+                .loss_and_gradients(&x, Target::Values(&t), rows)
                 .unwrap();
             let what = format!("{rows}x{outputs} {loss}");
             assert_close(
@@ -163,11 +162,9 @@ fn gpu_regression_loss_with_huge_infinite_and_nan_targets() {
             [0.0, 0.0, f32::NAN, 0.0],
         ] {
             let (want, _) = cpu
-                .loss_and_gradients_for(&to64(&x), Target::Values(&t), 2)
+                .loss_and_gradients(&to64(&x), Target::Values(&t), 2)
                 .unwrap();
-            let (got, _) = mlp
-                .loss_and_gradients_for(&x, Target::Values(&t), 2)
-                .unwrap();
+            let (got, _) = mlp.loss_and_gradients(&x, Target::Values(&t), 2).unwrap();
             assert_close(
                 &format!("{loss} {t:?}"),
                 &t,
@@ -178,7 +175,7 @@ fn gpu_regression_loss_with_huge_infinite_and_nan_targets() {
             );
             if !want.loss.is_finite() {
                 let before = mlp.params().unwrap();
-                let e = mlp.train_step_for(&x, Target::Values(&t), 2).unwrap_err();
+                let e = mlp.train_step(&x, Target::Values(&t), 2).unwrap_err();
                 assert!(matches!(e, wgmlp::Error::Diverged { .. }), "{e}");
                 assert_eq!(mlp.params().unwrap(), before);
                 mlp.clear_divergence();
@@ -195,15 +192,17 @@ fn targets_and_labels_must_match_the_task() {
     let cls = MlpConfig::new(2, &[3], 2);
     let x = [0.0f32; 4];
     let cpu = CpuMlp::<f32>::new(&reg, OptimizerConfig::sgd(0.1)).unwrap();
-    let e = cpu.loss_and_gradients(&x, &[0, 1], 2).unwrap_err();
+    let e = cpu
+        .loss_and_gradients(&x, Target::Labels(&[0, 1]), 2)
+        .unwrap_err();
     assert!(e.to_string().contains("float targets"), "{e}");
     let e = cpu
-        .loss_and_gradients_for(&x, Target::Values(&[0.0; 3]), 2)
+        .loss_and_gradients(&x, Target::Values(&[0.0; 3]), 2)
         .unwrap_err();
     assert!(e.to_string().contains("batch targets"), "{e}");
     let cpu = CpuMlp::<f32>::new(&cls, OptimizerConfig::sgd(0.1)).unwrap();
     let e = cpu
-        .loss_and_gradients_for(&x, Target::Values(&[0.0; 4]), 2)
+        .loss_and_gradients(&x, Target::Values(&[0.0; 4]), 2)
         .unwrap_err();
     assert!(e.to_string().contains("class labels"), "{e}");
     let e = cls.clone().with_loss(Loss::Huber).validate().unwrap_err();
@@ -231,9 +230,25 @@ fn trainer_run(gpu_side: bool, epochs: usize) -> (Vec<f32>, Vec<wgmlp::EpochMetr
         steps_per_submit: 7,
     };
     let mut t = if gpu_side {
-        Trainer::gpu(gpu(), &config, opt, &train, Some(&test), options).unwrap()
+        common::trainer(
+            wgmlp::Device::Gpu(gpu().clone()),
+            &config,
+            opt,
+            &train,
+            Some(&test),
+            options,
+        )
+        .unwrap()
     } else {
-        Trainer::cpu(&config, opt, &train, Some(&test), options).unwrap()
+        common::trainer(
+            wgmlp::Device::Cpu,
+            &config,
+            opt,
+            &train,
+            Some(&test),
+            options,
+        )
+        .unwrap()
     };
     t.set_target_scale(&tnorm.std).unwrap();
     let history = (0..epochs).map(|_| t.run_epoch().unwrap()).collect();
@@ -285,7 +300,7 @@ fn reported_r2_is_computed_in_the_original_units() {
         batch_size: 100,
         steps_per_submit: 1,
     };
-    let mut t = Trainer::cpu(&config, opt, &scaled, None, options).unwrap();
+    let mut t = common::trainer(wgmlp::Device::Cpu, &config, opt, &scaled, None, options).unwrap();
     t.set_target_scale(&tnorm.std).unwrap();
     t.run_epoch().unwrap();
     let (_, _, reg) = t.evaluate_train_set_full().unwrap();

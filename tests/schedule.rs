@@ -8,7 +8,7 @@ use cli_util::{assert_refused_early, ok, s, scratch, wgmlp};
 use common::{gpu, rel_err_norm};
 use wgmlp::data::synthetic;
 use wgmlp::schedule::{LrSchedule, ScheduleKind};
-use wgmlp::{MlpConfig, OptimizerConfig, OptimizerKind, TrainOptions, Trainer};
+use wgmlp::{MlpConfig, OptimizerConfig, OptimizerKind, TrainOptions};
 
 /// SGD under cosine with a warmup of 2 over 6 epochs, on the GPU (the rate written into the
 /// optimizer uniform, no readback) and the CPU reference: parameters within 1e-4 relative in
@@ -30,9 +30,25 @@ fn scheduled_rates_reach_the_gpu_optimizer_and_match_the_cpu_reference() {
     };
     let run = |on_gpu: bool, sched: Option<LrSchedule>| {
         let mut t = if on_gpu {
-            Trainer::gpu(gpu(), &config, opt, &train, None, options.clone()).unwrap()
+            common::trainer(
+                wgmlp::Device::Gpu(gpu().clone()),
+                &config,
+                opt,
+                &train,
+                None,
+                options.clone(),
+            )
+            .unwrap()
         } else {
-            Trainer::cpu(&config, opt, &train, None, options.clone()).unwrap()
+            common::trainer(
+                wgmlp::Device::Cpu,
+                &config,
+                opt,
+                &train,
+                None,
+                options.clone(),
+            )
+            .unwrap()
         };
         for e in 1..=6 {
             if let Some(s) = sched {

@@ -9,7 +9,8 @@ use wgmlp::optim::OptimizerKind;
 use wgmlp::reference::CpuMlp;
 use wgmlp::train::epoch_permutation;
 use wgmlp::{
-    Dataset, Error, GpuContext, GpuMlp, Loss, MlpConfig, OptimizerConfig, TrainOptions, Trainer,
+    Dataset, Device, Error, GpuContext, GpuMlp, Loss, MlpConfig, OptimizerConfig, Target,
+    TrainOptions,
 };
 
 fn to64(v: &[f32]) -> Vec<f64> {
@@ -40,15 +41,15 @@ fn trajectories(
     config: &MlpConfig,
     opt: OptimizerConfig,
     steps: usize,
-) -> (Vec<f32>, Vec<f32>, GpuMlp<'static>, CpuMlp<f32>) {
+) -> (Vec<f32>, Vec<f32>, GpuMlp, CpuMlp<f32>) {
     let data = teacher();
     let bs = batches(&data, 32, config.seed);
     let mut g = GpuMlp::new(gpu(), config, opt, 32).unwrap();
     let mut c = CpuMlp::<f32>::new(config, opt).unwrap();
     let (mut lg, mut lc) = (Vec::new(), Vec::new());
     for (x, y) in bs.iter().cycle().take(steps) {
-        lg.push(g.train_step(x, y, y.len()).unwrap().loss);
-        lc.push(c.train_step(x, y, y.len()).unwrap().loss);
+        lg.push(g.train_step(x, Target::Labels(y), y.len()).unwrap().loss);
+        lc.push(c.train_step(x, Target::Labels(y), y.len()).unwrap().loss);
     }
     (lg, lc, g, c)
 }
@@ -137,8 +138,11 @@ fn pinned_loss_trajectory() {
     let mut g = GpuMlp::new(gpu(), &config, OptimizerConfig::sgd(0.1), 32).unwrap();
     let mut got = Vec::new();
     for (i, (x, y)) in bs.iter().take(10).enumerate() {
-        let l64 = c.train_step(&to64(x), y, y.len()).unwrap().loss;
-        let l32 = g.train_step(x, y, y.len()).unwrap().loss as f64;
+        let l64 = c
+            .train_step(&to64(x), Target::Labels(y), y.len())
+            .unwrap()
+            .loss;
+        let l32 = g.train_step(x, Target::Labels(y), y.len()).unwrap().loss as f64;
         got.push(l64);
         assert!(
             (l32 - l64).abs() <= 1e-3 * l64,
@@ -193,8 +197,8 @@ fn spirals_linear_model_fails_and_one_hidden_layer_fits() {
     let mut acc = Vec::new();
     for hidden in [&[][..], &[64][..]] {
         let config = MlpConfig::new(2, hidden, 3).with_seed(7);
-        let mut t = Trainer::gpu(
-            ctx,
+        let mut t = common::trainer(
+            wgmlp::Device::Gpu(ctx.clone()),
             &config,
             OptimizerConfig::adam(0.01),
             &data,
@@ -224,8 +228,24 @@ fn gpu_and_cpu_trainers_agree_over_epochs() {
         steps_per_submit: 3,
     };
     let opt = OptimizerConfig::new(OptimizerKind::Momentum, 0.05);
-    let mut g = Trainer::gpu(ctx, &config, opt, &train, Some(&test), options.clone()).unwrap();
-    let mut c = Trainer::cpu(&config, opt, &train, Some(&test), options).unwrap();
+    let mut g = common::trainer(
+        wgmlp::Device::Gpu(ctx.clone()),
+        &config,
+        opt,
+        &train,
+        Some(&test),
+        options.clone(),
+    )
+    .unwrap();
+    let mut c = common::trainer(
+        wgmlp::Device::Cpu,
+        &config,
+        opt,
+        &train,
+        Some(&test),
+        options,
+    )
+    .unwrap();
     for _ in 0..3 {
         let (mg, mc) = (g.run_epoch().unwrap(), c.run_epoch().unwrap());
         assert!(
@@ -249,7 +269,10 @@ fn gpu_and_cpu_trainers_agree_over_epochs() {
 #[test]
 fn gather_across_dataset_chunks_matches_the_cpu_path() {
     let mut ctx = GpuContext::new().expect("adapter");
-    ctx.limits.max_storage_buffer_binding_size = 1024;
+    ctx.get_mut()
+        .unwrap()
+        .limits
+        .max_storage_buffer_binding_size = 1024;
     let train = synthetic::teacher(300, 20, 16, 3, 8);
     let config = MlpConfig::new(20, &[8], 3).with_seed(1);
     let options = TrainOptions {
@@ -257,15 +280,20 @@ fn gather_across_dataset_chunks_matches_the_cpu_path() {
         steps_per_submit: 16,
     };
     let opt = OptimizerConfig::sgd(0.1);
-    let mut g = Trainer::gpu(&ctx, &config, opt, &train, None, options.clone()).unwrap();
-    let mut c = Trainer::cpu(&config, opt, &train, None, options).unwrap();
-    if let wgmlp::train::Engine::Gpu(e) = &g.engine {
-        assert!(
-            e.train.chunk_count() > 10,
-            "{} chunks",
-            e.train.chunk_count()
-        );
-    }
+    let mut g = common::trainer(
+        wgmlp::Device::Gpu(ctx.clone()),
+        &config,
+        opt,
+        &train,
+        None,
+        options.clone(),
+    )
+    .unwrap();
+    let mut c = common::trainer(wgmlp::Device::Cpu, &config, opt, &train, None, options).unwrap();
+    let chunks = wgmlp::GpuDataset::upload(&ctx, &train)
+        .unwrap()
+        .chunk_count();
+    assert!(chunks > 10, "{chunks} chunks");
     let (mg, mc) = (g.run_epoch().unwrap(), c.run_epoch().unwrap());
     assert!(
         (mg.train_loss - mc.train_loss).abs() <= 1e-3 * mc.train_loss,
@@ -285,23 +313,14 @@ fn divergence_stops_training_and_keeps_the_last_good_parameters() {
     let opt = OptimizerConfig::sgd(1e6);
     let data = teacher();
     let bs = batches(&data, 32, 2);
-    let mut g = GpuMlp::new(gpu(), &config, opt, 32).unwrap();
-    let mut c = CpuMlp::<f32>::new(&config, opt).unwrap();
-    for (name, step_fn) in [("gpu", 0), ("cpu", 1)] {
+    for device in [Device::Gpu(gpu().clone()), Device::Cpu] {
+        let mut model = device.model(&config, opt, 32).unwrap();
+        let name = model.device_name();
         let mut before = Vec::new();
         let mut outcome = None;
         for (i, (x, y)) in bs.iter().enumerate() {
-            before = if step_fn == 0 {
-                g.params().unwrap()
-            } else {
-                c.params.clone()
-            };
-            let r = if step_fn == 0 {
-                g.train_step(x, y, y.len())
-            } else {
-                c.train_step(x, y, y.len())
-            };
-            if let Err(e) = r {
+            before = model.params().unwrap();
+            if let Err(e) = model.train_step(x, Target::Labels(y), y.len()) {
                 outcome = Some((i + 1, e));
                 break;
             }
@@ -314,22 +333,26 @@ fn divergence_stops_training_and_keeps_the_last_good_parameters() {
             }
             other => panic!("{name}: expected Diverged, got {other}"),
         }
-        let after = if step_fn == 0 {
-            g.params().unwrap()
-        } else {
-            c.params.clone()
-        };
         assert_eq!(
-            after, before,
+            model.params().unwrap(),
+            before,
             "{name}: parameters changed by the diverged step"
         );
     }
     // Through the trainer the error carries the epoch and says what to do.
-    let mut t = Trainer::gpu(gpu(), &config, opt, &data, None, TrainOptions::default()).unwrap();
+    let mut t = common::trainer(
+        wgmlp::Device::Gpu(gpu().clone()),
+        &config,
+        opt,
+        &data,
+        None,
+        TrainOptions::default(),
+    )
+    .unwrap();
     let err = (0..5).find_map(|_| t.run_epoch().err()).expect("diverges");
     let text = err.to_string();
     assert!(
-        matches!(err, Error::Diverged { epoch: 1.., .. }) && text.contains("--lr"),
+        matches!(err, Error::Diverged { epoch: 1.., .. }) && text.contains("learning rate"),
         "{text}"
     );
     assert!(t.params().unwrap().iter().all(|p| p.is_finite()));
@@ -347,8 +370,8 @@ fn every_parameter_of_a_padded_layout_is_trained_like_the_reference() {
     let mut g = GpuMlp::new(gpu(), &config, opt, 50).unwrap();
     let mut c = CpuMlp::<f32>::new(&config, opt).unwrap();
     for (x, y) in batches(&data, 50, 8) {
-        g.train_step(&x, &y, y.len()).unwrap();
-        c.train_step(&x, &y, y.len()).unwrap();
+        g.train_step(&x, Target::Labels(&y), y.len()).unwrap();
+        c.train_step(&x, Target::Labels(&y), y.len()).unwrap();
     }
     let got = g.params().unwrap();
     let moved = got

@@ -67,3 +67,19 @@ pub fn rel_err_norm(a: &[f64], b: &[f64]) -> f64 {
     let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
     num / den.max(1e-300)
 }
+
+/// A trainer of a new model of `config` on `device`, sharing copies of the datasets.
+pub fn trainer(
+    device: wgmlp::Device,
+    config: &wgmlp::MlpConfig,
+    optimizer: wgmlp::OptimizerConfig,
+    train: &wgmlp::Dataset,
+    test: Option<&wgmlp::Dataset>,
+    options: wgmlp::TrainOptions,
+) -> wgmlp::Result<wgmlp::Trainer> {
+    let mut builder = wgmlp::Trainer::builder(device, config, optimizer).options(options);
+    if let Some(t) = test {
+        builder = builder.test(t.clone());
+    }
+    builder.build(train.clone())
+}
