@@ -74,6 +74,20 @@ impl Checkpoint {
             lr_schedule: None,
         }
     }
+
+    /// A checkpoint of a model's architecture and current parameters (read back from its
+    /// device); with `epoch`, also its optimizer state, so training can resume from it.
+    pub fn of_model(model: &dyn crate::Model, epoch: Option<usize>) -> Result<Self> {
+        let mut ckpt = Checkpoint::new(model.config().clone(), model.params()?);
+        if let Some(epoch) = epoch {
+            ckpt.training = Some(TrainingState {
+                epoch,
+                optimizer: *model.optimizer(),
+                state: model.optimizer_state()?,
+            });
+        }
+        Ok(ckpt)
+    }
 }
 
 /// Early stopping's progress, kept in training checkpoints so that a resumed run stops

@@ -21,8 +21,9 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
-pub mod dropout;
+pub(crate) mod dropout;
 pub mod error;
+#[doc(hidden)]
 pub mod fsutil;
 pub mod gpu;
 pub mod infer;
@@ -35,9 +36,11 @@ pub mod schedule;
 pub mod train;
 
 pub use activation::{ACTIVATION_NAMES, Activation};
+pub use checkpoint::Checkpoint;
 pub use config::{Init, Loss, MlpConfig, Task};
 pub use data::{Dataset, Normalization};
 pub use error::{Error, GpuFault, Result};
+pub use gpu::fused::KernelChoice;
 pub use gpu::{AdapterRequest, ContextOptions, FusedMlp, GpuContext, GpuDataset, GpuMlp};
 pub use infer::Predictor;
 pub use model::{BatchLoss, Device, Model, Target};

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use common::gpu;
 use wgmlp::optim::OptimizerKind;
 use wgmlp::{
-    Activation, Device, GpuContext, GpuMlp, MlpConfig, Model, OptimizerConfig, Predictor, Target,
-    Trainer,
+    Activation, Checkpoint, Control, Device, GpuContext, GpuMlp, MlpConfig, Model, OptimizerConfig,
+    Predictor, Target, Trainer,
 };
 
 /// What one model did: losses of three steps, then its parameters, its optimizer state's step
@@ -183,4 +183,52 @@ fn predictor_matches_the_models_on_both_devices() {
     assert_eq!(gpu_p.classes(&x, n).unwrap(), cpu_p.classes(&x, n).unwrap());
     assert!(gpu_p.logits(&x[1..], n).is_err());
     assert!(Predictor::new(&Device::Cpu, &config, &params[1..]).is_err());
+}
+
+/// Save through the library and resume: two epochs, a checkpoint with the optimizer state, a
+/// new trainer from it and a third epoch give the parameters of three uninterrupted epochs,
+/// bit for bit, on both devices.
+#[test]
+fn a_checkpoint_of_a_model_resumes_training_exactly() {
+    let (train, test) = wgmlp::data::synthetic::builtin("circles", 3).unwrap();
+    let (train, test) = (Arc::new(train), Arc::new(test));
+    let config = MlpConfig::new(2, &[12, 6], 2).with_seed(5);
+    let opt = OptimizerConfig::adam(0.01);
+    let dir = std::env::temp_dir().join(format!("wgmlp-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for device in [Device::Gpu(gpu().clone()), Device::Cpu] {
+        let build = |params: Option<Vec<f32>>| {
+            let mut b = Trainer::builder(device.clone(), &config, opt)
+                .batch_size(64)
+                .test(Arc::clone(&test));
+            if let Some(p) = params {
+                b = b.params(p);
+            }
+            b.build(Arc::clone(&train)).unwrap()
+        };
+        let mut straight = build(None);
+        straight.fit(3, |_| Ok(Control::Continue)).unwrap();
+
+        let mut first = build(None);
+        first.fit(2, |_| Ok(Control::Continue)).unwrap();
+        let path = dir.join("model.safetensors");
+        let ckpt = Checkpoint::of_model(first.model(), Some(first.epoch())).unwrap();
+        wgmlp::checkpoint::save(&path, &ckpt).unwrap();
+
+        let loaded = wgmlp::checkpoint::load(&path).unwrap();
+        let state = loaded.training.expect("saved with the optimizer state");
+        let mut resumed = build(Some(loaded.params.clone()));
+        resumed
+            .restore(&loaded.params, &state.state, state.epoch)
+            .unwrap();
+        let more = resumed.fit(3, |_| Ok(Control::Continue)).unwrap();
+        assert_eq!(more.len(), 1, "{}", device.describe());
+        assert_eq!(
+            resumed.params().unwrap(),
+            straight.params().unwrap(),
+            "{}",
+            device.describe()
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

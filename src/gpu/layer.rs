@@ -70,12 +70,12 @@ impl Shape {
         Ok(())
     }
 
-    /// The matmul core this shape runs on outside a model, without timing: the one forced by
-    /// `WGMLP_MATMUL`, else vec4 wherever the shape allows it.
-    pub fn variant(&self) -> MatmulVariant {
+    /// The matmul core this shape runs on outside a model, without timing: scalar where the
+    /// context's policy forces it, else vec4 wherever the shape allows it.
+    pub fn variant(&self, ctx: &GpuContext) -> MatmulVariant {
         use crate::gpu::autotune::Policy;
         let fits = MatmulVariant::vec4_fits(self.fan_out, 0, self.fan_in * self.fan_out);
-        match Policy::from_env() {
+        match ctx.autotune.policy() {
             Policy::Force(MatmulVariant::Scalar) => MatmulVariant::Scalar,
             _ if fits => MatmulVariant::Vec4,
             _ => MatmulVariant::Scalar,
@@ -147,7 +147,17 @@ impl ResidentLayer {
         b: &[f32],
         store_z: bool,
     ) -> Result<Self> {
-        Self::with_variant(ctx, shape.variant(), act, act_prev, shape, x, w, b, store_z)
+        Self::with_variant(
+            ctx,
+            shape.variant(ctx),
+            act,
+            act_prev,
+            shape,
+            x,
+            w,
+            b,
+            store_z,
+        )
     }
 
     /// [`ResidentLayer::new`] with a given matmul core for the forward and dW/db.
@@ -326,7 +336,7 @@ pub fn forward(
     w: &[f32],
     b: &[f32],
 ) -> Result<(Vec<f32>, Vec<f32>)> {
-    forward_with(ctx, shape.variant(), act, shape, x, w, b)
+    forward_with(ctx, shape.variant(ctx), act, shape, x, w, b)
 }
 
 /// Fused forward on the GPU with a given matmul core: returns (Z, Y).
@@ -365,7 +375,7 @@ pub fn backward(
     d_z: &[f32],
     z_prev: &[f32],
 ) -> Result<LayerGrads> {
-    backward_with(ctx, shape.variant(), act_prev, shape, x, w, d_z, z_prev)
+    backward_with(ctx, shape.variant(ctx), act_prev, shape, x, w, d_z, z_prev)
 }
 
 /// [`backward`] with a given matmul core for dW and db.

@@ -17,18 +17,21 @@ pub mod adapter;
 pub mod autotune;
 pub mod context;
 pub mod dataset;
-pub mod dispatch;
+pub(crate) mod dispatch;
 pub mod elementwise;
 pub mod fused;
 pub mod kernels;
 pub mod layer;
+#[doc(hidden)]
 pub mod matmul;
 pub mod mlp;
 pub(crate) mod state;
+#[doc(hidden)]
 pub mod tune;
-pub mod uniforms;
+pub(crate) mod uniforms;
 pub mod variant;
 
+pub use autotune::Policy;
 pub use context::{AdapterRequest, ContextOptions, ContextShared, GpuContext, NO_ADAPTER_HINT};
 pub use dataset::GpuDataset;
 pub use fused::FusedMlp;

@@ -352,8 +352,10 @@ pub struct PackDims {
 }
 
 /// A Rust mirror: WGSL struct name, Rust size, and each member's (name, offset).
+#[cfg(test)]
 pub type Mirror = (&'static str, usize, &'static [(&'static str, usize)]);
 
+#[cfg(test)]
 macro_rules! mirror {
     ($wgsl:literal, $ty:ty, [$($field:ident),* $(,)?]) => {
         ($wgsl, size_of::<$ty>(), &[$((stringify!($field), offset_of!($ty, $field))),*])
@@ -361,6 +363,7 @@ macro_rules! mirror {
 }
 
 /// Every struct of structs.wgsl with its Rust layout, for the drift test.
+#[cfg(test)]
 pub const MIRRORS: &[Mirror] = &[
     mirror!(
         "Layer",
