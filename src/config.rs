@@ -43,7 +43,7 @@ impl FromStr for Task {
             "classify" | "classification" => Ok(Task::Classify),
             "regress" | "regression" => Ok(Task::Regress),
             _ => Err(Error::config(
-                "--task",
+                "task",
                 format!("unknown task {s:?}; choose classify or regress"),
             )),
         }
@@ -84,7 +84,7 @@ impl FromStr for Loss {
             "l1" | "mae" => Ok(Loss::L1),
             "huber" => Ok(Loss::Huber),
             _ => Err(Error::config(
-                "--loss",
+                "loss",
                 format!("unknown loss {s:?}; choose ce, mse, l1 or huber"),
             )),
         }
@@ -133,7 +133,7 @@ impl FromStr for Init {
             "he" | "kaiming" => Ok(Init::He),
             "glorot" | "xavier" => Ok(Init::Glorot),
             _ => Err(Error::config(
-                "--init",
+                "init",
                 format!("unknown initialisation {s:?}; choose auto, he or glorot"),
             )),
         }
@@ -259,7 +259,7 @@ impl MlpConfig {
         }
         if !(self.dropout >= 0.0 && self.dropout < 1.0) {
             return Err(Error::config(
-                "--dropout",
+                "dropout",
                 format!(
                     "{} is not a probability below 1 (0 keeps every unit; 0.5 drops half)",
                     self.dropout
@@ -268,20 +268,20 @@ impl MlpConfig {
         }
         if self.dropout > 0.0 && self.learn_prelu {
             return Err(Error::config(
-                "--dropout",
+                "dropout",
                 "does not combine with --learn-prelu yet (the slope's gradient would miss the mask); drop one",
             ));
         }
         match (self.task, self.loss) {
             (Task::Regress, Loss::CrossEntropy) => {
                 return Err(Error::config(
-                    "--loss",
+                    "loss",
                     "cross-entropy needs class labels; a regression model takes --loss mse, l1 or huber",
                 ));
             }
             (Task::Classify, Loss::L1 | Loss::Huber) => {
                 return Err(Error::config(
-                    "--loss",
+                    "loss",
                     format!(
                         "{} is a regression loss; use --task regress with float targets, or --loss ce|mse to classify",
                         self.loss
@@ -292,7 +292,7 @@ impl MlpConfig {
         }
         if let Some(i) = self.hidden.iter().position(|&h| h == 0) {
             return Err(Error::config(
-                "--hidden",
+                "hidden",
                 format!(
                     "hidden layer {} has width 0; every layer needs at least 1 unit",
                     i + 1
@@ -301,7 +301,7 @@ impl MlpConfig {
         }
         if self.activations.len() != self.hidden.len() {
             return Err(Error::config(
-                "--activation",
+                "activations",
                 format!(
                     "{} activations for {} hidden layers; give one, or one per hidden layer",
                     self.activations.len(),
@@ -312,7 +312,7 @@ impl MlpConfig {
         let widest = self.widths().into_iter().max().unwrap_or(0);
         if widest > (1 << 20) {
             return Err(Error::config(
-                "--hidden",
+                "hidden",
                 format!("a layer of width {widest} is larger than the 1048576 wgmlp supports"),
             ));
         }

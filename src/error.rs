@@ -259,18 +259,18 @@ impl GpuFault {
     pub fn hint(self) -> &'static str {
         match self {
             GpuFault::OutOfMemory => {
-                "lower --batch-size or the layer widths, close other programs using the GPU, or use --device cpu"
+                "use a smaller batch or narrower layers, close other programs using the GPU, or train on the CPU reference path"
             }
             GpuFault::DeviceLost => {
                 "the GPU driver reset or the device went away; run again, and check the driver (dmesg, nvidia-smi) if it repeats"
             }
             GpuFault::Validation | GpuFault::Internal => {
-                "this is a wgmlp or driver bug; please report it with the output of `wgmlp info`, or use --device cpu meanwhile"
+                "this is a wgmlp or driver bug; please report it with the adapter's name and driver, and use the CPU reference path meanwhile"
             }
             GpuFault::Timeout => {
-                "the GPU is hung or far too slow for this job; try a smaller --batch-size, another adapter, or --device cpu"
+                "the GPU is hung or far too slow for this job; try a smaller batch, another adapter, or the CPU reference path"
             }
-            GpuFault::Other => "run `wgmlp info` to check the adapter, or use --device cpu",
+            GpuFault::Other => "check the adapter and its driver, or use the CPU reference path",
         }
     }
 }

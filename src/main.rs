@@ -54,13 +54,19 @@ fn main() -> ExitCode {
 /// The library names settings as a program would (`lr`, `batch_size`); the command line
 /// names the flag that sets each, and says which flags help after a divergence.
 fn with_flag_names(e: wgmlp::Error) -> String {
-    const FLAGS: [(&str, &str); 6] = [
+    const FLAGS: [(&str, &str); 12] = [
         ("optimizer", "--optimizer"),
         ("lr", "--lr"),
         ("momentum", "--momentum"),
         ("clip_norm", "--clip-grad-norm"),
         ("weight_decay", "--weight-decay"),
         ("batch_size", "--batch-size"),
+        ("task", "--task"),
+        ("loss", "--loss"),
+        ("dropout", "--dropout"),
+        ("hidden", "--hidden"),
+        ("activations", "--activation"),
+        ("init", "--init"),
     ];
     match e {
         wgmlp::Error::Config { field, message } => {
@@ -73,6 +79,41 @@ fn with_flag_names(e: wgmlp::Error) -> String {
         e @ wgmlp::Error::Diverged { .. } => {
             format!("{e} (--lr, --normalize standard, or --clip-grad-norm)")
         }
+        e @ (wgmlp::Error::Gpu { .. } | wgmlp::Error::AdapterUnsuitable { .. }) => {
+            format!(
+                "{e} (smaller: --batch-size, --hidden; the CPU reference path: --device cpu; adapters: wgmlp info)"
+            )
+        }
         e => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_flag_names;
+    use wgmlp::Error;
+
+    #[test]
+    fn library_field_names_become_flags() {
+        let e = Error::config("lr", "learning rate 0 must be a positive number");
+        assert_eq!(
+            with_flag_names(e),
+            "invalid --lr: learning rate 0 must be a positive number"
+        );
+        let e = Error::config("batch_size", "must be at least 1 (got 0)");
+        assert!(with_flag_names(e).starts_with("invalid --batch-size:"));
+        // A field the command line has no flag for is left as it is.
+        let e = Error::config("target scale", "x");
+        assert_eq!(with_flag_names(e), "invalid target scale: x");
+        let e = Error::Diverged {
+            epoch: 1,
+            step: 3,
+            loss: f32::NAN,
+        };
+        let text = with_flag_names(e);
+        assert!(
+            text.contains("learning rate") && text.contains("--lr"),
+            "{text}"
+        );
     }
 }

@@ -301,7 +301,7 @@ pub fn check_target(
         }
         (None, _) => check_batch(config, x_len, None, batch),
         (Some(_), task) => Err(Error::config(
-            "--task",
+            "task",
             format!(
                 "a {task} model needs {}",
                 match task {

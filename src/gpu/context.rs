@@ -315,7 +315,7 @@ impl GpuContext {
             Some(limit) if iterations > limit as u64 => Err(Error::AdapterUnsuitable {
                 adapter: self.info.name.clone(),
                 reason: format!(
-                    "{op} would run {iterations} loop iterations in one invocation, and this driver silently stops every loop after {limit}; {cause}, use a hardware GPU, or --device cpu"
+                    "{op} would run {iterations} loop iterations in one invocation, and this driver silently stops every loop after {limit}; {cause}, use a hardware GPU, or the CPU reference path"
                 ),
             }),
             _ => Ok(()),

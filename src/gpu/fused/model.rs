@@ -285,7 +285,7 @@ impl FusedMlp {
     fn upload_targets(&mut self, x: &[f32], targets: &[f32], batch: usize) -> Result<()> {
         if self.config.loss != Loss::Mse {
             return Err(Error::config(
-                "--loss",
+                "loss",
                 "float targets need the MSE loss (regression); use --loss mse",
             ));
         }
@@ -428,7 +428,7 @@ impl FusedMlp {
     pub fn train_step_resident_targets(&mut self, batch: usize) -> Result<()> {
         if self.config.loss != Loss::Mse {
             return Err(Error::config(
-                "--loss",
+                "loss",
                 "float targets need the MSE loss (regression); use --loss mse",
             ));
         }

@@ -588,7 +588,7 @@ fn check_sizes(
         (
             format!("a batch of {max_batch} × {widest} activations"),
             (max_batch as u64) * (widest as u64) * 4,
-            "a smaller --batch-size or narrower layers",
+            "a smaller batch or narrower layers",
         ),
     ];
     for (what, bytes, fix) in checks {
