@@ -512,7 +512,7 @@ impl Trainer {
                     }
                 }
             };
-            let result = self.epoch_with(&mut progress);
+            let result = self.epoch_with(Some(&mut progress));
             if let Some(e) = failed {
                 return Err(e);
             }
@@ -531,12 +531,14 @@ impl Trainer {
 
     /// Trains one epoch and evaluates; returns its metrics.
     pub fn run_epoch(&mut self) -> Result<EpochMetrics> {
-        self.epoch_with(&mut |_, _| Control::Continue)
+        self.epoch_with(None)
     }
 
+    /// One epoch; with a `progress` listener the GPU path waits for each submit before the
+    /// next (one in flight) so the listener hears of finished steps, without one it queues.
     fn epoch_with(
         &mut self,
-        progress: &mut dyn FnMut(usize, usize) -> Control,
+        listener: Option<&mut dyn FnMut(usize, usize) -> Control>,
     ) -> Result<EpochMetrics> {
         let epoch = self.epoch + 1;
         if let Some((schedule, base)) = self.schedule {
@@ -548,7 +550,12 @@ impl Trainer {
         let batch = self.options.batch_size.min(n);
         let flag = self.stop.clone();
         let stop = move || flag.as_deref().is_some_and(|s| s.load(Ordering::SeqCst));
-        let mut progress = |done: usize, steps: usize| progress(done, steps) == Control::Continue;
+        let listening = listener.is_some();
+        let mut listener = listener;
+        let mut progress = |done: usize, steps: usize| match listener.as_deref_mut() {
+            Some(f) => f(done, steps) == Control::Continue,
+            None => true,
+        };
         let (train_stats, test_stats) = match self.model.engine() {
             Engine::Gpu(mlp) => gpu_epoch(
                 mlp,
@@ -558,7 +565,7 @@ impl Trainer {
                 batch,
                 &self.options,
                 epoch,
-                &mut progress,
+                listening.then_some(&mut progress as &mut dyn FnMut(usize, usize) -> bool),
                 &stop,
             )?,
             Engine::Cpu(mlp) => cpu_epoch(
@@ -729,7 +736,7 @@ fn gpu_epoch(
     batch: usize,
     options: &TrainOptions,
     epoch: usize,
-    progress: &mut dyn FnMut(usize, usize) -> bool,
+    mut progress: Option<&mut dyn FnMut(usize, usize) -> bool>,
     stop: &dyn Fn() -> bool,
 ) -> Result<(Stats, Option<Stats>)> {
     let mut in_flight: Option<(wgpu::SubmissionIndex, usize)> = None;
@@ -754,15 +761,17 @@ fn gpu_epoch(
             );
             let index = ctx.queue.submit([full.finish()]);
             let mut go_on = true;
-            if let Some((previous, done)) = in_flight.take() {
-                // Faults surface at the epoch's readback; here only the count matters.
-                let _ = ctx.device.poll(wgpu::PollType::Wait {
-                    submission_index: Some(previous),
-                    timeout: Some(ctx.wait_timeout),
-                });
-                go_on = progress(done, steps.len());
+            if let Some(report) = progress.as_deref_mut() {
+                if let Some((previous, done)) = in_flight.take() {
+                    // Faults surface at the epoch's readback; here only the count matters.
+                    let _ = ctx.device.poll(wgpu::PollType::Wait {
+                        submission_index: Some(previous),
+                        timeout: Some(ctx.wait_timeout),
+                    });
+                    go_on = report(done, steps.len());
+                }
+                in_flight = Some((index, i + 1));
             }
-            in_flight = Some((index, i + 1));
             if !go_on || stop() {
                 return Err(interrupted(epoch, i + 1));
             }
@@ -776,7 +785,9 @@ fn gpu_epoch(
     ctx.queue.submit([enc.finish()]);
     let (tr, ev) = mlp.read_snapshot()?;
     ctx.check("training epoch")?;
-    progress(steps.len(), steps.len());
+    if let Some(report) = progress {
+        report(steps.len(), steps.len());
+    }
     if tr.diverged != 0 {
         mlp.clear_divergence();
         return Err(Error::Diverged {
