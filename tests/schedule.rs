@@ -8,7 +8,7 @@ use cli_util::{assert_refused_early, ok, s, scratch, wgmlp};
 use common::{gpu, rel_err_norm};
 use wgmlp::data::synthetic;
 use wgmlp::schedule::{LrSchedule, ScheduleKind};
-use wgmlp::{MlpConfig, OptimizerConfig, OptimizerKind, TrainOptions};
+use wgmlp::{Control, Device, MlpConfig, OptimizerConfig, OptimizerKind, TrainOptions, Trainer};
 
 /// SGD under cosine with a warmup of 2 over 6 epochs, on the GPU (the rate written into the
 /// optimizer uniform, no readback) and the CPU reference: parameters within 1e-4 relative in
@@ -28,44 +28,25 @@ fn scheduled_rates_reach_the_gpu_optimizer_and_match_the_cpu_reference() {
         warmup: 2,
         epochs: 6,
     };
-    let run = |on_gpu: bool, sched: Option<LrSchedule>| {
-        let mut t = if on_gpu {
-            common::trainer(
-                wgmlp::Device::Gpu(gpu().clone()),
-                &config,
-                opt,
-                &train,
-                None,
-                options.clone(),
-            )
-            .unwrap()
-        } else {
-            common::trainer(
-                wgmlp::Device::Cpu,
-                &config,
-                opt,
-                &train,
-                None,
-                options.clone(),
-            )
-            .unwrap()
-        };
-        for e in 1..=6 {
-            if let Some(s) = sched {
-                t.set_lr(s.lr(0.3, e)).unwrap();
-            }
-            t.run_epoch().unwrap();
+    // The trainer applies the schedule before each epoch (TrainerBuilder::lr_schedule).
+    let run = |device: Device, sched: Option<LrSchedule>| {
+        let mut builder = Trainer::builder(device, &config, opt).options(options.clone());
+        if let Some(s) = sched {
+            builder = builder.lr_schedule(s);
         }
+        let mut t = builder.build(train.clone()).unwrap();
+        t.fit(6, |_| Ok(Control::Continue)).unwrap();
         t.params()
             .unwrap()
             .iter()
             .map(|&p| f64::from(p))
             .collect::<Vec<f64>>()
     };
-    let (g, c) = (run(true, Some(sched)), run(false, Some(sched)));
+    let gpu = || Device::Gpu(gpu().clone());
+    let (g, c) = (run(gpu(), Some(sched)), run(Device::Cpu, Some(sched)));
     let err = rel_err_norm(&g, &c);
     assert!(err < 1e-4, "GPU vs CPU under a schedule: {err:e}");
-    let constant = run(true, None);
+    let constant = run(gpu(), None);
     assert!(
         rel_err_norm(&g, &constant) > 1e-3,
         "the schedule changed nothing"
