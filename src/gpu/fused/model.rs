@@ -371,7 +371,7 @@ impl FusedMlp {
         Ok(BatchLoss::from_state(&s))
     }
 
-    /// Uploads a labelled batch for [`Self::encode_train_steps`] (benchmarks).
+    /// Uploads a labelled batch for [`Self::encode_repeated`] (benchmarks).
     pub fn upload_batch(&mut self, x: &[f32], labels: &[u32], batch: usize) -> Result<()> {
         self.upload(x, Some(labels), batch)?;
         self.ensure_plan(batch, Mode::Train, false)?;
