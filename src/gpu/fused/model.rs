@@ -350,8 +350,9 @@ impl FusedMlp {
         Ok(BatchLoss::from_state(&s))
     }
 
-    /// One optimizer step on a batch given on the host (three dispatches, one submit). A
-    /// non-finite loss is [`Error::Diverged`] and the parameters are kept.
+    /// One optimizer step on a batch given on the host (four dispatches: the fused kernel,
+    /// the reduction, the update and the weight pack; one submit). A non-finite loss is
+    /// [`Error::Diverged`] and the parameters are kept.
     pub fn train_step(
         &mut self,
         x: &[f32],
