@@ -8,7 +8,9 @@
 //! t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz).
 
 use wgmlp::data::idx;
-use wgmlp::{Error, GpuContext, MlpConfig, OptimizerConfig, Result, TrainOptions, Trainer};
+use wgmlp::{
+    Control, Device, Error, Event, GpuContext, MlpConfig, OptimizerConfig, Result, Trainer,
+};
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -25,38 +27,32 @@ fn main() -> Result<()> {
         None => 10,
     };
     let (train, test) = idx::read_dir(dir.as_ref())?;
-    let ctx = GpuContext::new()?;
+    let device = Device::Gpu(GpuContext::new()?);
     let config = MlpConfig::new(train.n_features, &[256], train.n_classes);
-    let options = TrainOptions {
-        batch_size: 256,
-        ..TrainOptions::default()
-    };
     println!(
         "{}: {} train / {} test samples, {} on {}",
         train.name,
         train.len(),
         test.len(),
         config.describe(),
-        ctx.adapter_summary()
+        device.describe()
     );
-    let mut trainer = Trainer::gpu(
-        &ctx,
-        &config,
-        OptimizerConfig::sgd(0.1),
-        &train,
-        Some(&test),
-        options,
-    )?;
-    for _ in 0..epochs {
-        let m = trainer.run_epoch()?;
-        println!(
-            "epoch {:>2}  train loss {:.4}  train acc {:.4}  test acc {:.4}  {:.0} samples/s",
-            m.epoch,
-            m.train_loss,
-            m.train_accuracy,
-            m.test_accuracy.unwrap_or(f32::NAN),
-            m.samples_per_second
-        );
-    }
+    let mut trainer = Trainer::builder(device, &config, OptimizerConfig::sgd(0.1))
+        .batch_size(256)
+        .test(test)
+        .build(train)?;
+    trainer.fit(epochs, |event| {
+        if let Event::Epoch { metrics: m, .. } = event {
+            println!(
+                "epoch {:>2}  train loss {:.4}  train acc {:.4}  test acc {:.4}  {:.0} samples/s",
+                m.epoch,
+                m.train_loss,
+                m.train_accuracy,
+                m.test_accuracy.unwrap_or(f32::NAN),
+                m.samples_per_second
+            );
+        }
+        Ok(Control::Continue)
+    })?;
     Ok(())
 }

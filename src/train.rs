@@ -195,7 +195,7 @@ pub enum Control {
 /// use wgmlp::{Control, Device, MlpConfig, OptimizerConfig, Trainer, data::synthetic};
 ///
 /// # fn main() -> wgmlp::Result<()> {
-/// let data = Arc::new(synthetic::spirals(200, 3, 1));
+/// let data = Arc::new(synthetic::spirals(100, 3, 0.2, 1));
 /// let config = MlpConfig::new(2, &[32], 3).with_seed(1);
 /// let mut trainer = Trainer::builder(Device::Cpu, &config, OptimizerConfig::adam(0.01))
 ///     .batch_size(32)

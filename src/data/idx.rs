@@ -332,7 +332,7 @@ fn images(path: &Path, idx: Idx) -> Result<(Vec<f32>, usize, usize)> {
 }
 
 /// Reads an IDX label file (one dimension, u8 or i32 elements) as class indices, each at
-/// most [`MAX_LABEL`](super::MAX_LABEL).
+/// most [`MAX_LABEL`].
 pub fn read_labels(path: &Path) -> Result<Vec<u32>> {
     labels(path, parse(path)?)
 }

@@ -309,7 +309,7 @@ impl GpuContext {
     }
 
     /// Checks that an invocation running `iterations` loop iterations in total stays within
-    /// the adapter's loop limit (see [`GpuContext::loop_limit`]).
+    /// the adapter's loop limit (see [`ContextShared::loop_limit`]).
     pub fn check_loop_trip(&self, op: &str, iterations: u64, cause: &str) -> Result<()> {
         match self.loop_limit {
             Some(limit) if iterations > limit as u64 => Err(Error::AdapterUnsuitable {
@@ -443,8 +443,9 @@ impl GpuContext {
         Ok(out)
     }
 
-    /// Blocks until all submitted work has finished, or fails after [`WAIT_TIMEOUT`] (a hung
-    /// or lost device is an error, not a hang).
+    /// Blocks until all submitted work has finished, or fails after the context's
+    /// [`wait_timeout`](ContextOptions::wait_timeout) (default [`WAIT_TIMEOUT`]): a hung or
+    /// lost device is an error, not a hang.
     pub fn wait(&self, op: &str) -> Result<()> {
         let polled = self.device.poll(wgpu::PollType::Wait {
             submission_index: None,
@@ -512,11 +513,12 @@ pub fn loop_limit_of(info: &wgpu::AdapterInfo) -> Option<u32> {
     }
 }
 
-/// The default of [`GpuContext::max_loop_trip`]: well inside llvmpipe's 65,535 iterations per
+/// The default of [`ContextShared::max_loop_trip`]: well inside llvmpipe's 65,535 iterations per
 /// invocation, and long enough that GPUs split only reductions far beyond the usual shapes.
 pub const DEFAULT_MAX_LOOP_TRIP: u32 = 16_384;
 
-/// How long [`GpuContext::wait`] waits for the GPU before it reports an error.
+/// The default of [`ContextOptions::wait_timeout`]: how long [`GpuContext::wait`] waits for
+/// the GPU before it reports an error.
 pub const WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Splits `workgroups` into (x, y) with x ≤ `max_dim`, x·y ≥ workgroups and little waste.

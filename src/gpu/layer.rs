@@ -17,7 +17,7 @@ pub use crate::gpu::matmul::matmul_grid;
 pub struct LayerGrads {
     /// dW, row-major [fan_in × fan_out].
     pub d_w: Vec<f32>,
-    /// db, [fan_out].
+    /// db, `[fan_out]`.
     pub d_b: Vec<f32>,
     /// dZ of the previous layer = (dZ·Wᵀ) ⊙ act_prev'(Z_prev), [batch × fan_in].
     pub d_z_prev: Vec<f32>,

@@ -12,9 +12,9 @@
 //! every loop iteration an invocation runs, across all its loops, against one limit of 65,535
 //! and then leaves every loop early, without an error: a layer with more than ~65,000 inputs
 //! (or a dW over a batch that large) came out silently wrong. So no dispatch sums more than
-//! [`GpuContext::max_loop_trip`] terms: a longer reduction becomes several dispatches over
-//! `r_begin..r_end`, the first overwriting (and adding the bias), the later ones accumulating,
-//! the last applying the epilogue. Grids never fall back to a smaller size: a shape whose grid
+//! [`max_loop_trip`](crate::gpu::ContextShared::max_loop_trip) terms: a longer reduction
+//! becomes several dispatches over `r_begin..r_end`, the first overwriting (and adding the
+//! bias), the later ones accumulating, the last applying the epilogue. Grids never fall back to a smaller size: a shape whose grid
 //! does not fit the adapter's limits is an error before anything runs.
 
 use std::sync::Arc;

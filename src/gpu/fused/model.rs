@@ -350,8 +350,9 @@ impl FusedMlp {
         Ok(BatchLoss::from_state(&s))
     }
 
-    /// One optimizer step on a batch given on the host (three dispatches, one submit). A
-    /// non-finite loss is [`Error::Diverged`] and the parameters are kept.
+    /// One optimizer step on a batch given on the host (four dispatches: the fused kernel,
+    /// the reduction, the update and the weight pack; one submit). A non-finite loss is
+    /// [`Error::Diverged`] and the parameters are kept.
     pub fn train_step(
         &mut self,
         x: &[f32],
@@ -371,7 +372,7 @@ impl FusedMlp {
         Ok(BatchLoss::from_state(&s))
     }
 
-    /// Uploads a labelled batch for [`Self::encode_train_steps`] (benchmarks).
+    /// Uploads a labelled batch for [`Self::encode_repeated`] (benchmarks).
     pub fn upload_batch(&mut self, x: &[f32], labels: &[u32], batch: usize) -> Result<()> {
         self.upload(x, Some(labels), batch)?;
         self.ensure_plan(batch, Mode::Train, false)?;
