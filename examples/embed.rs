@@ -41,8 +41,7 @@ impl Brain {
 
     /// Saves the architecture and the parameters (a safetensors file).
     fn save(&self, path: &Path) -> Result<()> {
-        let ckpt = Checkpoint::new(self.model.config().clone(), self.model.params()?);
-        checkpoint::save(path, &ckpt)
+        checkpoint::save(path, &Checkpoint::of_model(&*self.model, None)?)
     }
 }
 
