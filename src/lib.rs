@@ -112,7 +112,7 @@
 //!
 //! [`Trainer::builder`] makes the model and uploads the data once ([`TrainerBuilder`] sets the
 //! batch size, a test set, a learning-rate schedule, start parameters and, on a GPU, the
-//! [`KernelChoice`](gpu::fused::KernelChoice)); [`Trainer::new`] takes a model you made. The
+//! [`KernelChoice`]); [`Trainer::new`] takes a model you made. The
 //! trainer owns its model and shares its datasets (`Arc<Dataset>`), so it is `'static + Send`
 //! and can run on another thread. [`Trainer::fit`] runs epochs and calls you back with an
 //! [`Event`]: [`Event::Progress`] as the steps of an epoch finish, [`Event::Epoch`] with the

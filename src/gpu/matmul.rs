@@ -69,7 +69,7 @@ pub fn matmul_grid(
 }
 
 /// The parts `(begin, end, flags)` a reduction of `len` terms is split into, each at most
-/// `max` long, flagged [`FLAG_FIRST`] and [`FLAG_LAST`]. An empty reduction is one empty part.
+/// `max` long, flagged `FLAG_FIRST` and `FLAG_LAST`. An empty reduction is one empty part.
 pub fn reduction_parts(len: usize, max: u32) -> Vec<(u32, u32, u32)> {
     let max = max.max(1) as usize;
     let count = len.div_ceil(max).max(1);
