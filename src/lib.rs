@@ -17,6 +17,7 @@
 //! ```
 
 pub mod activation;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod fsutil;
 pub mod gpu;
 pub mod infer;
 pub mod optim;
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod reference;
 pub mod rng;
