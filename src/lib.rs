@@ -225,6 +225,7 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
@@ -237,6 +238,7 @@ pub mod gpu;
 pub mod infer;
 pub mod model;
 pub mod optim;
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod reference;
 pub mod rng;
