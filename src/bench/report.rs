@@ -262,34 +262,22 @@ impl Report {
     }
 }
 
-/// (year, month, day) of a day count since 1970-01-01 in the proleptic Gregorian calendar.
-pub fn civil_date(days: i64) -> (i64, u32, u32) {
-    // Shift to eras of 400 years starting on 0000-03-01, so leap days fall at the end.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 /// The current time as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn utc_now_iso8601() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let (y, mo, d) = civil_date(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
+    iso8601(time::OffsetDateTime::now_utc())
+}
+
+/// `t` in UTC as `YYYY-MM-DDTHH:MM:SSZ`.
+fn iso8601(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
     format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
     )
 }
 
@@ -301,16 +289,14 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn civil_dates_of_known_days() {
-        assert_eq!(civil_date(0), (1970, 1, 1));
-        assert_eq!(civil_date(-1), (1969, 12, 31));
-        // 2000-02-29 is day 11016 (a leap day of a century divisible by 400).
-        assert_eq!(civil_date(11_016), (2000, 2, 29));
-        assert_eq!(civil_date(11_017), (2000, 3, 1));
-        // 2024-12-31 is day 20088; 2100 is not a leap year.
-        assert_eq!(civil_date(20_088), (2024, 12, 31));
-        assert_eq!(civil_date(47_541), (2100, 3, 1));
-        assert_eq!(civil_date(47_540), (2100, 2, 28));
+    fn iso_dates_of_known_times() {
+        let at = |secs| iso8601(time::OffsetDateTime::from_unix_timestamp(secs).unwrap());
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(-1), "1969-12-31T23:59:59Z");
+        // 2000-02-29 (a leap day of a century divisible by 400), 2100-02-28 (not a leap year).
+        assert_eq!(at(951_782_400 + 3_723), "2000-02-29T01:02:03Z");
+        assert_eq!(at(4_107_542_399), "2100-02-28T23:59:59Z");
+        assert_eq!(at(4_107_542_400), "2100-03-01T00:00:00Z");
     }
 
     #[test]
