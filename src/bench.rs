@@ -32,7 +32,7 @@ use crate::train::{TrainOptions, Trainer};
 
 pub use fused::{FusedCase, FusedResult, fused, fused_case, fused_cases};
 pub use options::{BenchOptions, ModelShape, TrainCase};
-pub use report::{Report, civil_date, utc_now_iso8601};
+pub use report::{Report, utc_now_iso8601};
 pub use stats::{Summary, gbps, gflops, ratio};
 pub use timer::{Clock, Timer, interval_seconds};
 

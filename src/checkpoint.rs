@@ -109,6 +109,18 @@ pub struct EarlyStopState {
     pub best_params: Vec<f32>,
 }
 
+/// The `early_stopping` metadata: an [`EarlyStopState`] without its parameters, as JSON
+/// (keys in alphabetical order, as written since the key exists). The value is text so that
+/// the f32 reads back exactly.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct EarlyStopMetadata {
+    best_epoch: usize,
+    best_value: String,
+    monitor: String,
+    patience: usize,
+    wait: usize,
+}
+
 /// Everything needed to resume training where a checkpoint left off.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainingState {
@@ -331,11 +343,15 @@ fn serialize(ckpt: &Checkpoint, metrics: Option<&str>) -> Result<Vec<u8>> {
             let got = format!("{} best parameters", es.best_params.len());
             return Err(Error::shape("checkpoint early stopping", n, got));
         }
-        let value = serde_json::json!({
-            "monitor": es.monitor, "patience": es.patience, "best_epoch": es.best_epoch,
-            "best_value": es.best_value.to_string(), "wait": es.wait,
-        });
-        meta.insert("early_stopping".into(), value.to_string());
+        let value = serde_json::to_string(&EarlyStopMetadata {
+            best_epoch: es.best_epoch,
+            best_value: es.best_value.to_string(),
+            monitor: es.monitor.clone(),
+            patience: es.patience,
+            wait: es.wait,
+        })
+        .map_err(|e| Error::config("early stopping", e.to_string()))?;
+        meta.insert("early_stopping".into(), value);
         tensors.push((
             "early_stopping.best_params".to_string(),
             vec![n],
@@ -422,7 +438,7 @@ fn serialize(ckpt: &Checkpoint, metrics: Option<&str>) -> Result<Vec<u8>> {
         }
     }
     if let Some(m) = metrics {
-        serde_json::from_str::<serde_json::Value>(m)
+        serde_json::from_str::<serde::de::IgnoredAny>(m)
             .map_err(|e| Error::config("metrics", format!("not valid JSON: {e}")))?;
         meta.insert("metrics".into(), m.to_string());
     }
@@ -686,14 +702,8 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
                 );
                 Error::data(path, "metadata early_stopping", msg)
             };
-            let v: serde_json::Value = serde_json::from_str(text).map_err(|_| bad())?;
-            let count = |k: &str| v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize);
-            let monitor = v.get("monitor").and_then(|x| x.as_str()).ok_or_else(bad)?;
-            let best_value: f32 = v
-                .get("best_value")
-                .and_then(|x| x.as_str())
-                .and_then(|x| x.parse().ok())
-                .ok_or_else(bad)?;
+            let v: EarlyStopMetadata = serde_json::from_str(text).map_err(|_| bad())?;
+            let best_value: f32 = v.best_value.parse().map_err(|_| bad())?;
             let ctx = "metadata early_stopping".to_string();
             let best_params = r.tensor(
                 "early_stopping.best_params",
@@ -702,11 +712,11 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Checkpoint, Option<String>)> {
             )?;
             names.push("early_stopping.best_params".to_string());
             Some(EarlyStopState {
-                monitor: monitor.to_string(),
-                patience: count("patience").ok_or_else(bad)?,
-                best_epoch: count("best_epoch").ok_or_else(bad)?,
+                monitor: v.monitor,
+                patience: v.patience,
+                best_epoch: v.best_epoch,
                 best_value,
-                wait: count("wait").ok_or_else(bad)?,
+                wait: v.wait,
                 best_params,
             })
         }

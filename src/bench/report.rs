@@ -1,6 +1,8 @@
 //! The results of a `wgmlp bench` run as JSON, and the UTC date they carry.
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+use serde_json::Value;
 
 use super::{ActivationsReport, Clock, FusedResult, LayerResult, Overhead, Summary, TrainResult};
 
@@ -25,163 +27,257 @@ pub struct Report {
     pub fused: Option<Vec<FusedResult>>,
 }
 
-/// Inserts `key` (the median), `key_min` and `key_max`.
-fn put(obj: &mut Map<String, Value>, key: &str, s: &Summary) {
-    obj.insert(key.to_string(), json!(s.median));
-    obj.insert(format!("{key}_min"), json!(s.min));
-    obj.insert(format!("{key}_max"), json!(s.max));
+/// Summaries under their keys: each `key` (the median) with `key_min` and `key_max`.
+struct Summaries<'a>(Vec<(&'static str, &'a Summary)>);
+
+impl Serialize for Summaries<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(3 * self.0.len()))?;
+        for (key, summary) in &self.0 {
+            map.serialize_entry(key, &summary.median)?;
+            map.serialize_entry(&format!("{key}_min"), &summary.min)?;
+            map.serialize_entry(&format!("{key}_max"), &summary.max)?;
+        }
+        map.end()
+    }
 }
 
-/// A JSON number, or null for NaN (JSON has no NaN).
-fn num(x: f64) -> Value {
-    if x.is_finite() { json!(x) } else { Value::Null }
+/// A ratio, or null for NaN (JSON has no NaN).
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
+/// The JSON of a [`Report`]; a section that was not run has no key.
+#[derive(Serialize)]
+struct ReportJson<'a> {
+    /// `{"name", "backend", "device_type", "driver"}`.
+    adapter: Value,
+    /// The machine.
+    host: Value,
+    date: &'a str,
+    quick: bool,
+    /// [`Clock::name`].
+    clock: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    activations: Option<Vec<ActivationJson<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    elementwise: Option<ElementwiseJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layers: Option<Vec<LayerJson<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    train: Option<Vec<TrainJson<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    overhead: Option<OverheadJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fused: Option<Vec<FusedJson<'a>>>,
+}
+
+/// One activation: `forward_gbps`, `backward_gbps`, `copy_buffer_to_buffer_gbps` (with
+/// `_min`, `_max`) and the ratios to the copy.
+#[derive(Serialize)]
+struct ActivationJson<'a> {
+    name: &'a str,
+    #[serde(flatten)]
+    gbps: Summaries<'a>,
+    forward_ratio: Option<f64>,
+    backward_ratio: Option<f64>,
+}
+
+/// The whole section: `copy_shader_gbps` and `copy_buffer_to_buffer_gbps` (with `_min`,
+/// `_max`) over every run.
+#[derive(Serialize)]
+struct ElementwiseJson<'a> {
+    floats: usize,
+    layout: &'a str,
+    #[serde(flatten)]
+    gbps: Summaries<'a>,
+    copy_buffer_to_buffer_clock: &'static str,
+}
+
+/// One layer shape `m × k → n`: `fused_gflops`, `unfused_gflops`, `backward_gflops`,
+/// `cpu_sgemm_gflops` (with `_min`, `_max`) and the ratios.
+#[derive(Serialize)]
+struct LayerJson<'a> {
+    m: usize,
+    k: usize,
+    n: usize,
+    activation: &'a str,
+    core: &'a str,
+    #[serde(flatten)]
+    gflops: Summaries<'a>,
+    fused_over_unfused: Option<f64>,
+    best_gpu_over_cpu: Option<f64>,
+}
+
+/// One training case: `gpu_samples_per_second`, `cpu_samples_per_second` (with `_min`,
+/// `_max`).
+#[derive(Serialize)]
+struct TrainJson<'a> {
+    model: &'a str,
+    batch_size: usize,
+    #[serde(flatten)]
+    samples_per_second: Summaries<'a>,
+    gpu_over_cpu: Option<f64>,
+    gpu_steps: usize,
+    cpu_steps: usize,
+}
+
+/// Fixed costs in µs: `dispatch_us`, `dispatch_host_us`, `pass_us`, `submit_us`,
+/// `readback_us`, `tiny_step_us`, `tiny_step_cpu_us` (with `_min`, `_max`).
+#[derive(Serialize)]
+struct OverheadJson<'a> {
+    #[serde(flatten)]
+    us: Summaries<'a>,
+    tiny_step_dispatches: usize,
+    dispatches_per_pass: usize,
+}
+
+/// One fused-kernel case: `{fused,layered,cpu}_samples_per_second` and
+/// `{fused,layered,cpu}_infer_samples_per_second` (with `_min`, `_max`) and the ratios.
+#[derive(Serialize)]
+struct FusedJson<'a> {
+    model: &'a str,
+    batch_size: usize,
+    #[serde(flatten)]
+    samples_per_second: Summaries<'a>,
+    fused_over_layered: Option<f64>,
+    fused_over_cpu: Option<f64>,
+    fused_over_layered_infer: Option<f64>,
+    first_use_seconds: Option<f64>,
+    kernel: &'a str,
+    fused_dispatches: usize,
+    layered_dispatches: usize,
 }
 
 impl Report {
     /// The report as JSON; `adapter` is `{"name", "backend", "device_type", "driver"}` and
     /// `host` describes the machine.
     pub fn to_json(&self, adapter: Value, host: Value) -> Value {
-        let mut root = Map::new();
-        root.insert("adapter".into(), adapter);
-        root.insert("host".into(), host);
-        root.insert("date".into(), json!(self.date));
-        root.insert("quick".into(), json!(self.quick));
-        root.insert("clock".into(), json!(self.clock.name()));
-        if let Some(a) = &self.activations {
-            let rows: Vec<Value> = a
-                .rows
-                .iter()
-                .map(|r| {
-                    let mut o = Map::new();
-                    o.insert("name".into(), json!(r.name));
-                    put(&mut o, "forward_gbps", &r.forward);
-                    put(&mut o, "backward_gbps", &r.backward);
-                    put(&mut o, "copy_buffer_to_buffer_gbps", &r.copy_buffer);
-                    o.insert("forward_ratio".into(), num(r.forward_ratio()));
-                    o.insert("backward_ratio".into(), num(r.backward_ratio()));
-                    Value::Object(o)
-                })
-                .collect();
-            root.insert("activations".into(), Value::Array(rows));
-            let mut o = Map::new();
-            o.insert("floats".into(), json!(a.len));
-            put(&mut o, "copy_shader_gbps", &a.copy);
-            o.insert("layout".into(), json!(a.layout));
-            put(&mut o, "copy_buffer_to_buffer_gbps", &a.copy_buffer);
-            o.insert(
-                "copy_buffer_to_buffer_clock".into(),
-                json!(a.copy_buffer_clock.name()),
-            );
-            root.insert("elementwise".into(), Value::Object(o));
-        }
-        if let Some(layers) = &self.layers {
-            let rows: Vec<Value> = layers
-                .iter()
-                .map(|r| {
-                    let mut o = Map::new();
-                    o.insert("m".into(), json!(r.shape.batch));
-                    o.insert("k".into(), json!(r.shape.fan_in));
-                    o.insert("n".into(), json!(r.shape.fan_out));
-                    o.insert("activation".into(), json!(r.activation));
-                    o.insert("core".into(), json!(r.core));
-                    put(&mut o, "fused_gflops", &r.fused);
-                    put(&mut o, "unfused_gflops", &r.unfused);
-                    put(&mut o, "backward_gflops", &r.backward);
-                    put(&mut o, "cpu_sgemm_gflops", &r.cpu_sgemm);
-                    o.insert("fused_over_unfused".into(), num(r.fused_ratio()));
-                    o.insert("best_gpu_over_cpu".into(), num(r.gpu_cpu_ratio()));
-                    Value::Object(o)
-                })
-                .collect();
-            root.insert("layers".into(), Value::Array(rows));
-        }
-        if let Some(train) = &self.train {
-            let rows: Vec<Value> = train
-                .iter()
-                .map(|r| {
-                    let mut o = Map::new();
-                    o.insert("model".into(), json!(r.model));
-                    o.insert("batch_size".into(), json!(r.batch_size));
-                    put(&mut o, "gpu_samples_per_second", &r.gpu);
-                    put(&mut o, "cpu_samples_per_second", &r.cpu);
-                    o.insert("gpu_over_cpu".into(), num(r.ratio()));
-                    o.insert("gpu_steps".into(), json!(r.steps.0));
-                    o.insert("cpu_steps".into(), json!(r.steps.1));
-                    Value::Object(o)
-                })
-                .collect();
-            root.insert("train".into(), Value::Array(rows));
-        }
-        if let Some(h) = &self.overhead {
-            let mut o = Map::new();
-            put(&mut o, "dispatch_us", &h.dispatch);
-            put(&mut o, "dispatch_host_us", &h.dispatch_host);
-            put(&mut o, "pass_us", &h.pass);
-            put(&mut o, "submit_us", &h.submit);
-            put(&mut o, "readback_us", &h.readback);
-            put(&mut o, "tiny_step_us", &h.tiny_step);
-            put(&mut o, "tiny_step_cpu_us", &h.tiny_step_cpu);
-            o.insert("tiny_step_dispatches".into(), json!(h.tiny_step_dispatches));
-            o.insert("dispatches_per_pass".into(), json!(h.dispatches_per_pass));
-            root.insert("overhead".into(), Value::Object(o));
-        }
-        if let Some(fused) = &self.fused {
-            let rows: Vec<Value> = fused
-                .iter()
-                .map(|r| {
-                    let mut o = Map::new();
-                    o.insert("model".into(), json!(r.model));
-                    o.insert("batch_size".into(), json!(r.batch_size));
-                    put(&mut o, "fused_samples_per_second", &r.fused);
-                    put(&mut o, "layered_samples_per_second", &r.layered);
-                    put(&mut o, "cpu_samples_per_second", &r.cpu);
-                    put(&mut o, "fused_infer_samples_per_second", &r.fused_infer);
-                    put(&mut o, "layered_infer_samples_per_second", &r.layered_infer);
-                    put(&mut o, "cpu_infer_samples_per_second", &r.cpu_infer);
-                    o.insert("fused_over_layered".into(), num(r.train_ratio()));
-                    o.insert("fused_over_cpu".into(), num(r.cpu_ratio()));
-                    o.insert("fused_over_layered_infer".into(), num(r.infer_ratio()));
-                    o.insert("first_use_seconds".into(), num(r.first_use_seconds));
-                    o.insert("kernel".into(), json!(r.kernel));
-                    o.insert("fused_dispatches".into(), json!(r.dispatches.0));
-                    o.insert("layered_dispatches".into(), json!(r.dispatches.1));
-                    Value::Object(o)
-                })
-                .collect();
-            root.insert("fused".into(), Value::Array(rows));
-        }
-        Value::Object(root)
+        let json = ReportJson {
+            adapter,
+            host,
+            date: &self.date,
+            quick: self.quick,
+            clock: self.clock.name(),
+            activations: self.activations.as_ref().map(|a| {
+                a.rows
+                    .iter()
+                    .map(|r| ActivationJson {
+                        name: &r.name,
+                        gbps: Summaries(vec![
+                            ("forward_gbps", &r.forward),
+                            ("backward_gbps", &r.backward),
+                            ("copy_buffer_to_buffer_gbps", &r.copy_buffer),
+                        ]),
+                        forward_ratio: finite(r.forward_ratio()),
+                        backward_ratio: finite(r.backward_ratio()),
+                    })
+                    .collect()
+            }),
+            elementwise: self.activations.as_ref().map(|a| ElementwiseJson {
+                floats: a.len,
+                layout: a.layout,
+                gbps: Summaries(vec![
+                    ("copy_shader_gbps", &a.copy),
+                    ("copy_buffer_to_buffer_gbps", &a.copy_buffer),
+                ]),
+                copy_buffer_to_buffer_clock: a.copy_buffer_clock.name(),
+            }),
+            layers: self.layers.as_ref().map(|layers| {
+                layers
+                    .iter()
+                    .map(|r| LayerJson {
+                        m: r.shape.batch,
+                        k: r.shape.fan_in,
+                        n: r.shape.fan_out,
+                        activation: &r.activation,
+                        core: &r.core,
+                        gflops: Summaries(vec![
+                            ("fused_gflops", &r.fused),
+                            ("unfused_gflops", &r.unfused),
+                            ("backward_gflops", &r.backward),
+                            ("cpu_sgemm_gflops", &r.cpu_sgemm),
+                        ]),
+                        fused_over_unfused: finite(r.fused_ratio()),
+                        best_gpu_over_cpu: finite(r.gpu_cpu_ratio()),
+                    })
+                    .collect()
+            }),
+            train: self.train.as_ref().map(|train| {
+                train
+                    .iter()
+                    .map(|r| TrainJson {
+                        model: &r.model,
+                        batch_size: r.batch_size,
+                        samples_per_second: Summaries(vec![
+                            ("gpu_samples_per_second", &r.gpu),
+                            ("cpu_samples_per_second", &r.cpu),
+                        ]),
+                        gpu_over_cpu: finite(r.ratio()),
+                        gpu_steps: r.steps.0,
+                        cpu_steps: r.steps.1,
+                    })
+                    .collect()
+            }),
+            overhead: self.overhead.as_ref().map(|h| OverheadJson {
+                us: Summaries(vec![
+                    ("dispatch_us", &h.dispatch),
+                    ("dispatch_host_us", &h.dispatch_host),
+                    ("pass_us", &h.pass),
+                    ("submit_us", &h.submit),
+                    ("readback_us", &h.readback),
+                    ("tiny_step_us", &h.tiny_step),
+                    ("tiny_step_cpu_us", &h.tiny_step_cpu),
+                ]),
+                tiny_step_dispatches: h.tiny_step_dispatches,
+                dispatches_per_pass: h.dispatches_per_pass,
+            }),
+            fused: self.fused.as_ref().map(|fused| {
+                fused
+                    .iter()
+                    .map(|r| FusedJson {
+                        model: &r.model,
+                        batch_size: r.batch_size,
+                        samples_per_second: Summaries(vec![
+                            ("fused_samples_per_second", &r.fused),
+                            ("layered_samples_per_second", &r.layered),
+                            ("cpu_samples_per_second", &r.cpu),
+                            ("fused_infer_samples_per_second", &r.fused_infer),
+                            ("layered_infer_samples_per_second", &r.layered_infer),
+                            ("cpu_infer_samples_per_second", &r.cpu_infer),
+                        ]),
+                        fused_over_layered: finite(r.train_ratio()),
+                        fused_over_cpu: finite(r.cpu_ratio()),
+                        fused_over_layered_infer: finite(r.infer_ratio()),
+                        first_use_seconds: finite(r.first_use_seconds),
+                        kernel: &r.kernel,
+                        fused_dispatches: r.dispatches.0,
+                        layered_dispatches: r.dispatches.1,
+                    })
+                    .collect()
+            }),
+        };
+        // Plain structs with string keys: serialising into a Value cannot fail.
+        serde_json::to_value(json).expect("the bench report serialises")
     }
-}
-
-/// (year, month, day) of a day count since 1970-01-01 in the proleptic Gregorian calendar.
-pub fn civil_date(days: i64) -> (i64, u32, u32) {
-    // Shift to eras of 400 years starting on 0000-03-01, so leap days fall at the end.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// The current time as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn utc_now_iso8601() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let (y, mo, d) = civil_date(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
+    iso8601(time::OffsetDateTime::now_utc())
+}
+
+/// `t` in UTC as `YYYY-MM-DDTHH:MM:SSZ`.
+fn iso8601(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
     format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
     )
 }
 
@@ -190,18 +286,17 @@ mod tests {
     use super::*;
     use crate::bench::ActivationResult;
     use crate::gpu::layer::Shape;
+    use serde_json::json;
 
     #[test]
-    fn civil_dates_of_known_days() {
-        assert_eq!(civil_date(0), (1970, 1, 1));
-        assert_eq!(civil_date(-1), (1969, 12, 31));
-        // 2000-02-29 is day 11016 (a leap day of a century divisible by 400).
-        assert_eq!(civil_date(11_016), (2000, 2, 29));
-        assert_eq!(civil_date(11_017), (2000, 3, 1));
-        // 2024-12-31 is day 20088; 2100 is not a leap year.
-        assert_eq!(civil_date(20_088), (2024, 12, 31));
-        assert_eq!(civil_date(47_541), (2100, 3, 1));
-        assert_eq!(civil_date(47_540), (2100, 2, 28));
+    fn iso_dates_of_known_times() {
+        let at = |secs| iso8601(time::OffsetDateTime::from_unix_timestamp(secs).unwrap());
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(-1), "1969-12-31T23:59:59Z");
+        // 2000-02-29 (a leap day of a century divisible by 400), 2100-02-28 (not a leap year).
+        assert_eq!(at(951_782_400 + 3_723), "2000-02-29T01:02:03Z");
+        assert_eq!(at(4_107_542_399), "2100-02-28T23:59:59Z");
+        assert_eq!(at(4_107_542_400), "2100-03-01T00:00:00Z");
     }
 
     #[test]

@@ -8,7 +8,8 @@ use wgmlp::Device;
 use wgmlp::Result;
 use wgmlp::bench::{self, BenchOptions, Report, Summary, Timer};
 
-use super::common::{adapter_json, write_json};
+use super::common::write_json;
+use super::json;
 
 /// Which measurements to run.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +45,7 @@ pub struct BenchArgs {
 }
 
 /// The CPU model and hardware threads of this machine.
-fn host_json() -> serde_json::Value {
+fn host_json() -> json::Host {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
@@ -55,7 +56,11 @@ fn host_json() -> serde_json::Value {
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    serde_json::json!({ "cpu": cpu, "threads": threads, "os": std::env::consts::OS })
+    json::Host {
+        cpu,
+        threads,
+        os: std::env::consts::OS.to_string(),
+    }
 }
 
 /// `median [min–max]` with `prec` decimals.
@@ -79,11 +84,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let timer = Timer::new(&ctx);
     let host = host_json();
     println!("adapter: {}", ctx.adapter_summary());
-    println!(
-        "host:    {} ({} threads)",
-        host["cpu"].as_str().unwrap_or("?"),
-        host["threads"]
-    );
+    println!("host:    {} ({} threads)", host.cpu, host.threads);
     println!(
         "timing:  {}; each figure is median [min–max] of {} runs after a warm-up{}",
         timer.clock().name(),
@@ -128,10 +129,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     println!("\n(finished in {:.1} s)", started.elapsed().as_secs_f64());
     if let Some(path) = &args.json {
-        write_json(
-            path,
-            &report.to_json(adapter_json(&Device::Gpu(ctx.clone())), host),
-        )?;
+        let adapter = json::Adapter::from(&Device::Gpu(ctx.clone()));
+        let report = report.to_json(json::tree(path, &adapter)?, json::tree(path, &host)?);
+        write_json(path, &report)?;
         println!("wrote {}", path.display());
     }
     Ok(())

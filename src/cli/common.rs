@@ -386,27 +386,9 @@ pub fn parse_count(text: &str) -> std::result::Result<usize, String> {
     })
 }
 
-/// The device as JSON (`name`, `backend`, `device_type`, `driver`).
-pub fn adapter_json(device: &Device) -> serde_json::Value {
-    match device {
-        Device::Gpu(ctx) => serde_json::json!({
-            "name": ctx.info.name,
-            "backend": format!("{:?}", ctx.info.backend),
-            "device_type": format!("{:?}", ctx.info.device_type),
-            "driver": format!("{} {}", ctx.info.driver, ctx.info.driver_info).trim().to_string(),
-        }),
-        Device::Cpu => serde_json::json!({
-            "name": "CPU reference (f32)",
-            "backend": "cpu",
-            "device_type": "Cpu",
-            "driver": "",
-        }),
-    }
-}
-
-/// Writes pretty JSON atomically.
-pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
-    let mut text = serde_json::to_string_pretty(value)
+/// Writes pretty JSON atomically (through [`super::json::tree`]: keys in alphabetical order).
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(&super::json::tree(path, value)?)
         .map_err(|e| Error::io(path, "serialise", std::io::Error::other(e)))?;
     text.push('\n');
     wgmlp::fsutil::write_atomic(path, text.as_bytes())

@@ -10,7 +10,8 @@ use wgmlp::data::csv::{LabelOptions, TargetColumns};
 use wgmlp::infer::{self, Predictor};
 use wgmlp::{Error, GpuContext, Result, Task};
 
-use super::common::{DeviceChoice, Source, adapter_json, open_device, parse_seed, write_json};
+use super::common::{DeviceChoice, Source, open_device, parse_seed, write_json};
+use super::json;
 
 /// Options of `wgmlp eval`.
 #[derive(clap::Args, Debug)]
@@ -176,19 +177,22 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
             device.describe()
         );
         if let Some(path) = &args.metrics_json {
+            let of = json::EvalOf {
+                adapter: (&device).into(),
+                model: args.model.display().to_string(),
+                data: source.describe(),
+                samples: data.len(),
+            };
             write_json(
                 path,
-                &serde_json::json!({
-                    "adapter": adapter_json(&device),
-                    "model": args.model.display().to_string(),
-                    "data": source.describe(),
-                    "samples": data.len(),
-                    "task": "regress",
-                    "loss": ev.loss,
-                    "mse": m.mse,
-                    "mae": m.mae,
-                    "r2": m.r2,
-                }),
+                &json::EvalRegression {
+                    of,
+                    task: json::TaskName::Regress,
+                    loss: ev.loss,
+                    mse: m.mse,
+                    mae: m.mae,
+                    r2: m.r2,
+                },
             )?;
             println!("wrote {}", path.display());
         }
@@ -238,25 +242,23 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
         }
     }
     if let Some(path) = &args.metrics_json {
+        let of = json::EvalOf {
+            adapter: (&device).into(),
+            model: args.model.display().to_string(),
+            data: source.describe(),
+            samples: data.len(),
+        };
+        let report = infer::class_report(&ev.confusion);
         write_json(
             path,
-            &serde_json::json!({
-                "adapter": adapter_json(&device),
-                "model": args.model.display().to_string(),
-                "data": source.describe(),
-                "samples": data.len(),
-                "loss": ev.loss,
-                "accuracy": ev.accuracy,
-                "confusion": ev.confusion,
-                "class_names": ckpt.class_names,
-                "per_class": infer::class_report(&ev.confusion)
-                    .iter()
-                    .map(|r| serde_json::json!({
-                        "precision": r.precision, "recall": r.recall, "f1": r.f1,
-                        "support": r.support,
-                    }))
-                    .collect::<Vec<_>>(),
-            }),
+            &json::EvalClassification {
+                of,
+                loss: ev.loss,
+                accuracy: ev.accuracy,
+                confusion: ev.confusion,
+                class_names: ckpt.class_names,
+                per_class: report.iter().map(json::PerClass::from).collect(),
+            },
         )?;
         println!("wrote {}", path.display());
     }

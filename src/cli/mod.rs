@@ -4,5 +4,6 @@ pub mod bench;
 pub mod common;
 pub mod eval;
 pub mod info;
+pub mod json;
 pub mod plot;
 pub mod train;

@@ -15,19 +15,18 @@ use std::time::Instant;
 use wgmlp::checkpoint::{self, Checkpoint, EarlyStopState, TrainingState};
 use wgmlp::config::{HostUse, parse_activations, parse_hidden};
 use wgmlp::data::csv::{ClassOrder, LabelOptions, TargetColumns};
-use wgmlp::gpu::fused::{KernelChoice, KernelDecision};
+use wgmlp::gpu::fused::KernelChoice;
 use wgmlp::infer::{self, Predictor};
 use wgmlp::plot::{self, Series};
 use wgmlp::schedule::{LrSchedule, ScheduleKind};
 use wgmlp::{
     Activation, Control, Dataset, Device, EpochMetrics, Error, Event, GpuContext, Init, Loss,
-    MlpConfig, Model, Normalization, OptimizerConfig, OptimizerKind, RegressionMetrics, Result,
-    Task, TrainOptions, Trainer,
+    MlpConfig, Model, Normalization, OptimizerConfig, OptimizerKind, Result, Task, TrainOptions,
+    Trainer,
 };
 
-use super::common::{
-    DeviceChoice, Source, adapter_json, open_device, parse_count, parse_seed, write_json,
-};
+use super::common::{DeviceChoice, Source, open_device, parse_count, parse_seed, write_json};
+use super::json::{self, CheckpointMetrics, Epoch, KernelPath, Scaling, Set};
 
 /// Options of `wgmlp train`.
 #[derive(clap::Args, Debug)]
@@ -486,62 +485,6 @@ fn check_outputs(args: &TrainArgs, save: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-/// An epoch's metrics as JSON (the `epochs` entries of `--metrics-json` and of the
-/// checkpoint's `metrics` metadata).
-/// `held` names the per-epoch evaluation set: `test`, or `val` when there is a validation set.
-fn epoch_json(m: &EpochMetrics, held: &str) -> serde_json::Value {
-    let mut v = serde_json::json!({
-        "epoch": m.epoch, "train_loss": m.train_loss, "train_accuracy": m.train_accuracy,
-        format!("{held}_loss"): m.test_loss, format!("{held}_accuracy"): m.test_accuracy,
-        "seconds": m.seconds, "samples_per_second": m.samples_per_second,
-    });
-    if let Some(map) = v.as_object_mut() {
-        for (prefix, r) in [("train", &m.train_regression), (held, &m.test_regression)] {
-            if let Some(r) = r {
-                map.extend(regression_json(prefix, r));
-            }
-        }
-    }
-    v
-}
-
-/// `{prefix}_mse`, `{prefix}_mae`, `{prefix}_r2`.
-fn regression_json(
-    prefix: &str,
-    r: &RegressionMetrics,
-) -> serde_json::Map<String, serde_json::Value> {
-    [("mse", r.mse), ("mae", r.mae), ("r2", r.r2)]
-        .into_iter()
-        .map(|(k, v)| (format!("{prefix}_{k}"), serde_json::json!(v)))
-        .collect()
-}
-
-/// The inverse of [`regression_json`].
-fn regression_from_json(v: &serde_json::Value, prefix: &str) -> Option<RegressionMetrics> {
-    let f = |k: &str| v.get(format!("{prefix}_{k}")).and_then(|x| x.as_f64());
-    Some(RegressionMetrics {
-        mse: f("mse")? as f32,
-        mae: f("mae")? as f32,
-        r2: f("r2").unwrap_or(f64::NAN) as f32,
-    })
-}
-
-/// The inverse of [`epoch_json`]; `None` for an entry that is not one.
-fn epoch_from_json(v: &serde_json::Value) -> Option<EpochMetrics> {
-    let f = |k: &str| v.get(k).and_then(|x| x.as_f64());
-    Some(EpochMetrics {
-        epoch: usize::try_from(v.get("epoch")?.as_u64()?).ok()?,
-        train_loss: f("train_loss")? as f32,
-        train_accuracy: f("train_accuracy")? as f32,
-        test_loss: f("test_loss").or(f("val_loss")).map(|x| x as f32),
-        test_accuracy: f("test_accuracy").or(f("val_accuracy")).map(|x| x as f32),
-        train_regression: regression_from_json(v, "train"),
-        test_regression: regression_from_json(v, "test").or(regression_from_json(v, "val")),
-        seconds: f("seconds").unwrap_or(0.0),
-        samples_per_second: f("samples_per_second").unwrap_or(0.0),
-    })
-}
-
 /// Loads the checkpoint to resume, and checks before any data is read that it can be
 /// resumed and that `--epochs` (or its default) asks for more epochs than it holds.
 fn load_resume(path: &Path, epochs: usize, epochs_given: bool) -> Result<Resume> {
@@ -579,15 +522,14 @@ fn load_resume(path: &Path, epochs: usize, epochs_given: bool) -> Result<Resume>
             ),
         ));
     }
-    let metrics = metrics.and_then(|m| serde_json::from_str::<serde_json::Value>(&m).ok());
-    let kernel = metrics
-        .as_ref()
-        .and_then(|v| v.get("kernel")?.as_str()?.parse().ok());
+    let metrics: CheckpointMetrics = metrics
+        .and_then(|m| serde_json::from_str(&m).ok())
+        .unwrap_or_default();
+    let kernel = metrics.kernel.and_then(KernelPath::choice);
     let history = metrics
-        .and_then(|v| v.get("epochs")?.as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(epoch_from_json)
+        .epochs
+        .into_iter()
+        .map(EpochMetrics::from)
         .filter(|m| m.epoch <= training.epoch)
         .collect();
     Ok(Resume {
@@ -1064,7 +1006,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         bar.set_prefix(format!("{}/{}", trainer.epoch() + 1, plan.epochs));
         bar
     });
-    let kernel_name = trainer.kernel().map(|k| k.name());
+    let kernel_name = trainer.kernel().map(KernelPath::from);
     let outcome: Result<()> = trainer
         .fit(plan.epochs, |event| {
             let (m, model) = match event {
@@ -1160,7 +1102,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         device: &device,
         history: &history,
         seconds,
-        kernel: kernel_json(kernel, trainer.kernel()),
+        kernel: json::Kernel::new(kernel, trainer.kernel()),
         final_test: if plan.held_out == "val" {
             test.as_deref()
         } else {
@@ -1184,18 +1126,8 @@ struct Report<'a> {
     /// The test set, evaluated once at the end (when a validation set took its place
     /// during training).
     final_test: Option<&'a Dataset>,
-    /// `{"requested", "used", "detail", "note"}`: the GPU path (`used` is "cpu" on the CPU).
-    kernel: serde_json::Value,
-}
-
-/// The metrics JSON's `kernel` object.
-fn kernel_json(requested: KernelChoice, used: Option<&KernelDecision>) -> serde_json::Value {
-    serde_json::json!({
-        "requested": requested.to_string(),
-        "used": used.map_or("cpu", |k| k.name()),
-        "detail": used.map(|k| k.describe()),
-        "note": used.and_then(|k| k.note.clone()),
-    })
+    /// The GPU path (`used` is "cpu" on the CPU).
+    kernel: json::Kernel,
 }
 
 /// After the last epoch: the summary, the checkpoint, the metrics and the plots.
@@ -1296,36 +1228,26 @@ fn finish(
         println!("saved {}{what}", path.display());
     }
     let last = last.as_ref();
-    let mut final_json = serde_json::json!({
-        "epochs": trainer.epoch(),
-        "test_accuracy": last.and_then(|m| m.test_accuracy),
-        "test_loss": last.and_then(|m| m.test_loss),
-        "train_accuracy": final_train_acc,
-        "train_loss": final_train_loss,
-        "seconds": r.seconds,
-    });
-    if let Some(map) = final_json.as_object_mut() {
-        if let Some(t) = &final_train_reg {
-            map.extend(regression_json("train", t));
-        }
-        if let Some(t) = &test_reg {
-            map.extend(regression_json("test", t));
-        }
-        if let Some(v) = &held_out {
-            map.insert("val_loss".into(), serde_json::json!(v.test_loss));
-            map.insert("val_accuracy".into(), serde_json::json!(v.test_accuracy));
-            if let Some(t) = &v.test_regression {
-                map.extend(regression_json("val", t));
-            }
-        }
-        if let Some(es) = best {
-            map.insert("best_epoch".into(), serde_json::json!(es.best_epoch));
-            map.insert(
-                "stopped_early".into(),
-                serde_json::json!(es.wait >= es.patience),
-            );
-        }
-    }
+    let mut final_json = json::Final {
+        epochs: trainer.epoch(),
+        test_accuracy: last.and_then(|m| m.test_accuracy),
+        test_loss: last.and_then(|m| m.test_loss),
+        train_accuracy: Some(final_train_acc),
+        train_loss: Some(final_train_loss),
+        seconds: r.seconds,
+        val_loss: held_out.as_ref().map(|v| v.test_loss),
+        val_accuracy: held_out.as_ref().map(|v| v.test_accuracy),
+        best_epoch: best.map(|es| es.best_epoch),
+        stopped_early: best.map(|es| es.wait >= es.patience),
+        ..json::Final::default()
+    };
+    let regression = &mut final_json.regression;
+    regression.set(Set::Train, final_train_reg.as_ref());
+    regression.set(Set::Test, test_reg.as_ref());
+    regression.set(
+        Set::Val,
+        held_out.as_ref().and_then(|v| v.test_regression.as_ref()),
+    );
     write_outputs(r, final_json)?;
     if let Some(path) = &r.args.plot_boundary {
         let predictor = Predictor::of_model(r.device, trainer.model())?;
@@ -1372,34 +1294,13 @@ fn final_test_metrics(r: &Report, trainer: &Trainer, test: &Dataset) -> Result<E
 /// reached are written where a checkpoint was asked for, with the reason in the metadata,
 /// and so are the metrics and curves so far; then the error is returned.
 fn stopped(r: &Report, trainer: &Trainer, save_path: Option<&Path>, e: Error) -> Result<()> {
-    let event = match &e {
-        Error::Interrupted {
-            epoch,
-            step,
-            completed,
-        } => serde_json::json!({"interrupted": {
-            "epoch": epoch, "steps": step, "epochs_complete": completed,
-        }}),
-        Error::Diverged { epoch, step, loss } => serde_json::json!({"diverged": {
-            "epoch": epoch, "step": step, "loss": loss.to_string(),
-        }}),
-        _ => return Err(e),
+    let Some(event) = json::Event::of(&e) else {
+        return Err(e);
     };
-    let (key, value) = event
-        .as_object()
-        .and_then(|o| o.iter().next())
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .expect("one key");
+    let key = event.key();
     match save_path {
         Some(path) => {
-            save(
-                path,
-                r.plan,
-                at(trainer),
-                true,
-                r.history,
-                Some((&key, value.clone())),
-            )?;
+            save(path, r.plan, at(trainer), true, r.history, Some(&event))?;
             let what = match &e {
                 Error::Diverged { .. } => "the parameters from before that step".to_string(),
                 _ => format!(
@@ -1416,54 +1317,51 @@ fn stopped(r: &Report, trainer: &Trainer, save_path: Option<&Path>, e: Error) ->
         None => eprintln!("nothing saved: give --save FILE.safetensors to keep the parameters"),
     }
     let last = r.history.last();
-    let final_json = serde_json::json!({
-        "epochs": trainer.epoch(),
-        "test_accuracy": last.and_then(|m| m.test_accuracy),
-        "test_loss": last.and_then(|m| m.test_loss),
-        "seconds": r.seconds,
-        key: value,
-    });
+    let final_json = json::Final {
+        epochs: trainer.epoch(),
+        test_accuracy: last.and_then(|m| m.test_accuracy),
+        test_loss: last.and_then(|m| m.test_loss),
+        seconds: r.seconds,
+        event: Some(event),
+        ..json::Final::default()
+    };
     write_outputs(r, final_json)?;
     Err(e)
 }
 
 /// `--metrics-json` (the whole history, a resumed run's included) and `--plot`.
-fn write_outputs(r: &Report, final_json: serde_json::Value) -> Result<()> {
+fn write_outputs(r: &Report, final_json: json::Final) -> Result<()> {
     if let Some(path) = &r.args.metrics_json {
-        let c = &r.plan.config;
-        let value = serde_json::json!({
-            "adapter": adapter_json(r.device),
-            "config": {
-                "widths": c.widths(),
-                "activations": c.activations.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                "learn_prelu": c.learn_prelu,
-                "dropout": c.dropout,
-                "task": c.task.to_string(),
-                "loss": c.loss.to_string(),
-                "normalize_targets": if r.plan.target_normalization.is_some() { "standard" } else { "none" },
-                "init": c.init.to_string(),
-                "optimizer": r.plan.optimizer.kind.to_string(),
-                "lr": r.plan.optimizer.lr,
-                "lr_schedule": r.plan.lr_schedule.kind.to_string(),
-                "warmup": r.plan.lr_schedule.warmup,
-                "weight_decay": r.plan.optimizer.weight_decay,
-                "clip_grad_norm": r.plan.optimizer.clip_norm,
-                "batch_size": r.plan.batch_size,
-                "epochs": r.plan.epochs,
-                "seed": c.seed,
-                "normalize": if r.plan.normalization.is_some() { "standard" } else { "none" },
-                "data": r.source.describe(),
-                "resumed_from": r.args.resume.as_ref().map(|p| p.display().to_string()),
+        let (c, held) = (&r.plan.config, Set::held_out(r.plan.held_out));
+        let value = json::TrainMetrics {
+            adapter: r.device.into(),
+            config: json::RunConfig {
+                widths: c.widths(),
+                activations: c.activations.iter().map(|a| a.to_string()).collect(),
+                learn_prelu: c.learn_prelu,
+                dropout: c.dropout,
+                task: c.task.into(),
+                loss: c.loss.into(),
+                normalize_targets: Scaling::of(r.plan.target_normalization.as_ref()),
+                init: c.init.into(),
+                optimizer: r.plan.optimizer.kind.into(),
+                lr: r.plan.optimizer.lr,
+                lr_schedule: r.plan.lr_schedule.kind.to_string(),
+                warmup: r.plan.lr_schedule.warmup,
+                weight_decay: r.plan.optimizer.weight_decay,
+                clip_grad_norm: r.plan.optimizer.clip_norm,
+                batch_size: r.plan.batch_size,
+                epochs: r.plan.epochs,
+                seed: c.seed,
+                normalize: Scaling::of(r.plan.normalization.as_ref()),
+                data: r.source.describe(),
+                resumed_from: r.args.resume.as_ref().map(|p| p.display().to_string()),
             },
-            "kernel": r.kernel,
-            "epochs": r.history.iter().map(|m| epoch_json(m, r.plan.held_out)).collect::<Vec<_>>(),
-            "final": final_json,
-            "notes": {
-                "epochs.train_loss": "running: the mean over the epoch's batches, each measured with the parameters as they were at that step (while they changed), as PyTorch loops usually report it",
-                "final.train_loss": "clean: one pass over the whole training set with the final parameters after training, no updates and no dropout; it is usually lower than the last epoch's running value",
-                "held_out": if r.plan.held_out == "val" { "epochs.val_* are the validation set's after each epoch; final.test_* the test set's, evaluated once at the end" } else { "epochs.test_* are the test set's after each epoch; final.test_* are the last epoch's" },
-            },
-        });
+            kernel: r.kernel.clone(),
+            epochs: r.history.iter().map(|m| Epoch::new(m, held)).collect(),
+            result: final_json,
+            notes: json::Notes::new(held),
+        };
         write_json(path, &value)?;
         println!("wrote {}", path.display());
     }
@@ -1475,14 +1373,14 @@ fn write_outputs(r: &Report, final_json: serde_json::Value) -> Result<()> {
 }
 
 /// A model at an epoch, trained by a GPU path (`None`: the CPU): what a checkpoint saves.
-type At<'a> = (&'a dyn Model, usize, Option<&'static str>);
+type At<'a> = (&'a dyn Model, usize, Option<KernelPath>);
 
 /// The trainer's model, epoch and kernel.
 fn at(trainer: &Trainer) -> At<'_> {
     (
         trainer.model(),
         trainer.epoch(),
-        trainer.kernel().map(|k| k.name()),
+        trainer.kernel().map(KernelPath::from),
     )
 }
 
@@ -1494,7 +1392,7 @@ fn save(
     (model, epoch, kernel): At,
     with_state: bool,
     history: &[EpochMetrics],
-    event: Option<(&str, serde_json::Value)>,
+    event: Option<&json::Event>,
 ) -> Result<()> {
     let training = if with_state {
         Some(TrainingState {
@@ -1505,13 +1403,13 @@ fn save(
     } else {
         None
     };
-    let mut metrics = serde_json::json!({
-        "epochs": history.iter().map(|m| epoch_json(m, plan.held_out)).collect::<Vec<_>>(),
-        "kernel": kernel,
-    });
-    if let (Some((key, value)), Some(map)) = (event, metrics.as_object_mut()) {
-        map.insert(key.to_string(), value);
-    }
+    let held = Set::held_out(plan.held_out);
+    let metrics = CheckpointMetrics {
+        epochs: history.iter().map(|m| Epoch::new(m, held)).collect(),
+        kernel,
+        event: event.cloned(),
+    };
+    let metrics = json::tree(path, &metrics)?.to_string();
     checkpoint::save_with_metrics(
         path,
         &Checkpoint {
@@ -1528,7 +1426,7 @@ fn save(
                 .filter(|es| with_state && es.best_epoch > 0),
             training,
         },
-        Some(&metrics.to_string()),
+        Some(&metrics),
     )
 }
 

@@ -1,11 +1,14 @@
 //! CSV files: the label in the first column, then the features; a header row is optional.
 //!
 //! The first non-empty line is a header iff one of its non-empty cells is not a number. Blank
-//! lines are skipped, cells are trimmed, the separator is `,` and a quoted numeric cell such as
-//! `"1.5"` is accepted by stripping the quotes. Row numbers in errors count lines in the file
-//! from 1 (a header is row 1).
+//! lines are skipped, cells are trimmed and the separator is `,`. Quoting is RFC 4180's (read
+//! by the `csv` crate): a quoted cell may hold commas (`"a,b"`), doubled quotes and line
+//! breaks, and a quoted numeric cell such as `"1.5"` is a number. Row numbers in errors count
+//! lines in the file from 1 (a header is row 1; a record that spans lines has the number of
+//! its first).
 
 use std::fmt::Write as _;
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use super::{Dataset, MAX_LABEL, read_file, write_atomic};
@@ -19,7 +22,8 @@ struct Scan {
     cols: usize,
 }
 
-/// Removes surrounding whitespace and one pair of surrounding double quotes.
+/// Removes surrounding whitespace and one pair of surrounding double quotes (left by a
+/// quoted cell with spaces before its opening quote, which CSV reads as text).
 fn clean(cell: &str) -> &str {
     let t = cell.trim();
     match t.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
@@ -37,8 +41,86 @@ fn shown(cell: &str) -> String {
     s
 }
 
-/// Decodes the file as UTF-8, splits it into lines and calls `on_row(row_number, cells)` for every
-/// data row, after checking that every row has as many cells as the first one.
+/// The file as UTF-8 text, without a byte-order mark.
+fn text_of<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        Error::data(
+            path,
+            format!("byte {}", e.valid_up_to()),
+            "the file is not UTF-8 text; save the CSV as UTF-8 (or plain ASCII)",
+        )
+    })?;
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
+}
+
+/// Calls `f(row, line, cells)` for every record of `text` that is not a blank line: `row` is
+/// the 1-based line it starts on, `line` its text and `cells` its cells, [`clean`]ed. Stops
+/// at the first error or `Break`.
+fn for_each_record(
+    path: &Path,
+    text: &str,
+    mut f: impl FnMut(usize, &str, &[&str]) -> Result<ControlFlow<()>>,
+) -> Result<()> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut record = csv::StringRecord::new();
+    // The reader starts a record where the previous one ended, with the line breaks and
+    // blank lines before it, and counts lines accordingly: lines are counted here instead,
+    // up to byte `counted`.
+    let (mut counted, mut line_no) = (0usize, 1usize);
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) => {
+                let at = e.position().map_or(text.len(), |p| p.byte() as usize);
+                let row = line_no + newlines(text.get(counted..at).unwrap_or_default());
+                let message = format!("{e}; save the file as comma-separated UTF-8 text");
+                return Err(Error::data(path, format!("row {row}"), message));
+            }
+        }
+        // The record's text, from its first byte (the reader's start is where the previous
+        // record ended: line breaks and blank lines come first) to the end of its line.
+        let (from, end) = (
+            record.position().map_or(counted, |p| p.byte() as usize),
+            reader.position().byte() as usize,
+        );
+        let raw = text.get(from..end).unwrap_or_default();
+        let skipped = raw.len() - raw.trim_start_matches(['\r', '\n']).len();
+        let (start, line) = (from + skipped, &raw[skipped..]);
+        line_no += newlines(text.get(counted..start).unwrap_or_default());
+        counted = start;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cells: Vec<&str> = record.iter().map(clean).collect();
+        if f(line_no, line, &cells)?.is_break() {
+            return Ok(());
+        }
+    }
+}
+
+/// The number of line breaks in `text`.
+fn newlines(text: &str) -> usize {
+    text.bytes().filter(|&b| b == b'\n').count()
+}
+
+/// The cells of the first record (the header, if the file has one), when the file is text.
+fn first_record(bytes: &[u8]) -> Option<Vec<String>> {
+    let text = text_of(Path::new(""), bytes).ok()?;
+    let mut first = None;
+    for_each_record(Path::new(""), text, |_, _, cells| {
+        first = Some(cells.iter().map(|c| c.to_string()).collect());
+        Ok(ControlFlow::Break(()))
+    })
+    .ok()?;
+    first
+}
+
+/// Decodes the file as UTF-8, reads its records and calls `on_row(row_number, cells)` for
+/// every data row, after checking that every row has as many cells as the first one.
 fn scan(
     path: &Path,
     bytes: &[u8],
@@ -55,27 +137,10 @@ fn scan_with(
     text_col: Option<usize>,
     mut on_row: impl FnMut(usize, &[&str]) -> Result<()>,
 ) -> Result<Scan> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        Error::data(
-            path,
-            format!("byte {}", e.valid_up_to()),
-            "the file is not UTF-8 text; save the CSV as UTF-8 (or plain ASCII)",
-        )
-    })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut cells: Vec<&str> = Vec::new();
+    let text = text_of(path, bytes)?;
     let mut first: Option<(usize, usize)> = None; // (row number, cell count) of the first non-empty line
     let mut rows = 0usize;
-    let mut last_row = 0usize;
-    for (i, line) in text.split('\n').enumerate() {
-        let row = i + 1;
-        last_row = row;
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.trim().is_empty() {
-            continue;
-        }
-        cells.clear();
-        cells.extend(line.split(',').map(clean));
+    for_each_record(path, text, |row, line, cells| {
         let Some((first_row, cols)) = first else {
             first = Some((row, cells.len()));
             let is_header = cells
@@ -84,9 +149,9 @@ fn scan_with(
                 .any(|(j, c)| Some(j) != text_col && !c.is_empty() && c.parse::<f64>().is_err());
             if !is_header {
                 rows += 1;
-                on_row(row, &cells)?;
+                on_row(row, cells)?;
             }
-            continue;
+            return Ok(ControlFlow::Continue(()));
         };
         if cells.len() != cols {
             let mut message = format!(
@@ -99,8 +164,11 @@ fn scan_with(
             return Err(Error::data(path, format!("row {row}"), message));
         }
         rows += 1;
-        on_row(row, &cells)?;
-    }
+        on_row(row, cells)?;
+        Ok(ControlFlow::Continue(()))
+    })?;
+    // The number of the last line ('\n' ends a line; text after the last one is a line too).
+    let last_row = newlines(text) + 1;
     match first {
         _ if rows > 0 => Ok(Scan {
             rows,
@@ -288,14 +356,11 @@ pub enum TargetColumns {
 
 /// The header cells of a CSV (its first non-empty line, when a cell is not a number).
 fn header_cells(bytes: &[u8]) -> Option<Vec<String>> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let line = text.split('\n').find(|l| !l.trim().is_empty())?;
-    let cells: Vec<&str> = line.trim_end_matches('\r').split(',').map(clean).collect();
+    let cells = first_record(bytes)?;
     cells
         .iter()
         .any(|c| !c.is_empty() && c.parse::<f64>().is_err())
-        .then(|| cells.iter().map(|c| c.to_string()).collect())
+        .then_some(cells)
 }
 
 /// Resolves the target columns of a regression CSV with `cols` columns to 0-based indices.
@@ -532,10 +597,7 @@ pub fn classification_from_bytes(
     opts: &LabelOptions,
 ) -> Result<Dataset> {
     // The label column, from the first line's cell count.
-    let first_cols = std::str::from_utf8(bytes)
-        .ok()
-        .and_then(|t| t.split('\n').find(|l| !l.trim().is_empty()))
-        .map_or(0, |l| l.split(',').count());
+    let first_cols = first_record(bytes).map_or(0, |cells| cells.len());
     let col = match &opts.column {
         None => 0,
         Some(c) => label_index(path, bytes, c, first_cols.max(1))?,
@@ -1042,6 +1104,87 @@ mod tests {
         );
         let e = read_features(&p, Some(1)).unwrap_err().to_string();
         assert!(e.contains("is the first column a label"), "{e}");
+    }
+
+    #[test]
+    fn a_quoted_header_cell_may_hold_a_comma() {
+        let dir = TestDir::new("csv-quoted-header");
+        let p = write(&dir, "q.csv", "\"a,b\",c,label\n1,2,0\n3,4,1\n");
+        assert_eq!(
+            header_cells(&std::fs::read(&p).unwrap()),
+            Some(vec!["a,b".to_string(), "c".into(), "label".into()])
+        );
+        let opts = LabelOptions {
+            column: Some("label".into()),
+            ..Default::default()
+        };
+        let d = read_classification(&p, &opts).unwrap();
+        assert_eq!((d.labels.clone(), d.n_features), (vec![0, 1], 2));
+        assert_eq!(d.features, vec![1.0, 2.0, 3.0, 4.0]);
+        let d = read_regression(&p, &TargetColumns::Named(vec!["a,b".into()])).unwrap();
+        assert_eq!(d.targets, vec![1.0, 3.0]);
+        assert_eq!(d.features, vec![2.0, 0.0, 4.0, 1.0]);
+        assert_eq!(read_features(&p, Some(3)).unwrap().1, 2);
+    }
+
+    #[test]
+    fn quoted_numeric_cells_are_numbers_and_a_quoted_comma_is_one_cell() {
+        let dir = TestDir::new("csv-quoted-cells");
+        let p = write(&dir, "q.csv", "\"1\",\"1.5\", \"-2e1\" ,\"\"\n0,3,4\n");
+        let e = read_labeled(&p, None).unwrap_err().to_string();
+        // The quoted empty cell is an empty cell (column 4), not a header.
+        assert!(e.contains("row 1, column 4") && e.contains("empty"), "{e}");
+        let p = write(&dir, "q2.csv", "\"1\",\"1.5\", \"-2e1\" \n0,3,4\n");
+        let d = read_labeled(&p, None).unwrap();
+        assert_eq!(
+            (d.labels.clone(), d.features.clone()),
+            (vec![1, 0], vec![1.5, -20.0, 3.0, 4.0])
+        );
+        // "1,5" is one cell that is not a number (a decimal comma), not two cells.
+        let p = write(&dir, "comma.csv", "0,1,2\n1,\"1,5\",2\n");
+        let e = read_labeled(&p, None).unwrap_err().to_string();
+        assert!(
+            e.contains("row 2, column 2") && e.contains("\"1,5\" is not a number"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_row_with_too_few_cells_names_its_row_and_the_first_rows_count() {
+        let dir = TestDir::new("csv-short-row");
+        let e = labeled_err(&dir, "short.csv", "\"a,b\",c,d\n0,1,2\n1,2\n", None);
+        assert!(
+            e.contains("short.csv")
+                && e.contains("row 3")
+                && e.contains("has 2 cells, expected 3 like row 1"),
+            "{e}"
+        );
+        // A quoted cell over two lines is one record; the rows after it keep their line numbers.
+        let e = labeled_err(&dir, "multi.csv", "\"a\nb\",c\n0,1\n1,x\n", None);
+        assert!(e.contains("row 4, column 2") && e.contains("\"x\""), "{e}");
+    }
+
+    #[test]
+    fn crlf_line_endings_and_a_byte_order_mark_read_like_plain_lines() {
+        let dir = TestDir::new("csv-crlf");
+        let p = write(&dir, "w.csv", "\u{feff}y,x\r\n0.5,1\r\n\r\n-1.5,2\r\n");
+        let d = read_regression(&p, &TargetColumns::Named(vec!["y".into()])).unwrap();
+        assert_eq!(
+            (d.targets.clone(), d.features.clone()),
+            (vec![0.5, -1.5], vec![1.0, 2.0])
+        );
+        let e = labeled_err(
+            &dir,
+            "crlf.csv",
+            "\u{feff}label,x\r\n0,1\r\n\r\n1,?\r\n",
+            None,
+        );
+        assert!(e.contains("row 4, column 2") && e.contains("\"?\""), "{e}");
+        let e = labeled_err(&dir, "hdr.csv", "label,x\r\n", None);
+        assert!(
+            e.contains("row 2") && e.contains("header but no data"),
+            "{e}"
+        );
     }
 
     #[test]

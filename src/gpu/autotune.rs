@@ -205,33 +205,30 @@ fn load(path: &PathBuf, adapter: &str) -> BTreeMap<String, MatmulVariant> {
     let Ok(bytes) = std::fs::read(path) else {
         return BTreeMap::new();
     };
-    let parsed: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
-    let Some(entries) = parsed
-        .as_ref()
-        .and_then(|v| v.get(adapter))
-        .and_then(|v| v.as_object())
+    // Adapter → shape class → core name.
+    let Ok(mut all) = serde_json::from_slice::<BTreeMap<String, BTreeMap<String, String>>>(&bytes)
     else {
-        if parsed.is_none() {
-            log::warn!("ignoring unreadable autotune cache {}", path.display());
-        }
+        log::warn!("ignoring unreadable autotune cache {}", path.display());
         return BTreeMap::new();
     };
-    entries
-        .iter()
-        .filter_map(|(k, v)| Some((k.clone(), from_name(v.as_str()?)?)))
+    all.remove(adapter)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, from_name(&v)?)))
         .collect()
 }
 
 fn save(path: &PathBuf, adapter: &str, choices: &BTreeMap<String, MatmulVariant>) -> Result<()> {
-    let mut all: serde_json::Map<String, serde_json::Value> = std::fs::read(path)
+    // Adapter → shape class → core name; other adapters' choices are kept.
+    let mut all: BTreeMap<String, BTreeMap<String, String>> = std::fs::read(path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    let entries: serde_json::Map<String, serde_json::Value> = choices
+    let entries = choices
         .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::from(name(*v))))
+        .map(|(k, v)| (k.clone(), name(*v).to_string()))
         .collect();
-    all.insert(adapter.to_string(), serde_json::Value::Object(entries));
+    all.insert(adapter.to_string(), entries);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create", e))?;
     }

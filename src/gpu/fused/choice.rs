@@ -232,20 +232,17 @@ fn load(path: Option<&PathBuf>) -> Choices {
     let Some(bytes) = path.and_then(|p| std::fs::read(p).ok()) else {
         return Choices::new();
     };
-    let parsed: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
-    let Some(adapters) = parsed.as_ref().and_then(|v| v.as_object()) else {
+    // Adapter → key → `fused` or `layered`.
+    let Ok(adapters) = serde_json::from_slice::<BTreeMap<String, BTreeMap<String, String>>>(&bytes)
+    else {
         log::warn!("ignoring an unreadable kernel choice cache");
         return Choices::new();
     };
     adapters
-        .iter()
-        .filter_map(|(adapter, entries)| {
-            let entries = entries
-                .as_object()?
-                .iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()? == "fused")))
-                .collect();
-            Some((adapter.clone(), entries))
+        .into_iter()
+        .map(|(adapter, entries)| {
+            let entries = entries.into_iter().map(|(k, v)| (k, v == "fused"));
+            (adapter, entries.collect())
         })
         .collect()
 }
@@ -281,14 +278,14 @@ fn remember(ctx: &GpuContext, key: &str, fused: bool) -> bool {
     let Some(path) = cache_path(ctx) else {
         return fused;
     };
-    let json: serde_json::Map<String, serde_json::Value> = choices
+    // Adapter → key → `fused` or `layered`.
+    let json: BTreeMap<&str, BTreeMap<&str, &str>> = choices
         .iter()
         .map(|(adapter, entries)| {
-            let entries: serde_json::Map<String, serde_json::Value> = entries
+            let entries = entries
                 .iter()
-                .map(|(k, f)| (k.clone(), (if *f { "fused" } else { "layered" }).into()))
-                .collect();
-            (adapter.clone(), entries.into())
+                .map(|(k, f)| (k.as_str(), if *f { "fused" } else { "layered" }));
+            (adapter.as_str(), entries.collect())
         })
         .collect();
     let write = || -> Result<()> {
