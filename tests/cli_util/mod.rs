@@ -1,4 +1,4 @@
-//! Helpers for the command-line tests: run the `wgmlp` binary, scratch directories, and the
+//! Shared pieces of the command-line tests: run the `wgmlp` binary, scratch directories, and the
 //! check that bad input is one error line with exit code 2.
 #![allow(dead_code)]
 
