@@ -115,10 +115,11 @@ pub(crate) mod sealed {
     }
 
     /// What an epoch on the GPU needs of a model: `GpuMlp` and `FusedMlp` record the same
-    /// way.
+    /// way, and keep their running state in the same `gpu::state::States`.
     pub trait GpuSteps {
         fn context(&self) -> &GpuContext;
-        fn reset_metrics(&self, enc: &mut wgpu::CommandEncoder);
+        /// Rows of the model's largest batch.
+        fn batch_rows(&self) -> usize;
         fn train_step(
             &mut self,
             enc: &mut wgpu::CommandEncoder,
@@ -126,21 +127,54 @@ pub(crate) mod sealed {
             offset: usize,
             batch: usize,
         ) -> Result<()>;
-        fn evaluation(&mut self, enc: &mut wgpu::CommandEncoder, data: &GpuDataset) -> Result<()>;
+        /// Records the evaluation of rows `offset..offset + batch` of `data`, in order.
+        fn eval_batch(
+            &mut self,
+            enc: &mut wgpu::CommandEncoder,
+            data: &GpuDataset,
+            offset: usize,
+            batch: usize,
+        ) -> Result<()>;
+
+        /// Records the evaluation of all of `data`, in batches of the largest batch.
+        fn evaluation(&mut self, enc: &mut wgpu::CommandEncoder, data: &GpuDataset) -> Result<()> {
+            let batch = self.batch_rows();
+            for offset in (0..data.len).step_by(batch) {
+                self.eval_batch(enc, data, offset, batch.min(data.len - offset))?;
+            }
+            Ok(())
+        }
+        /// Records the zeroing of the running metrics (the step counter stays).
+        fn reset_metrics(&self, enc: &mut wgpu::CommandEncoder);
+        /// Records a copy of the training and evaluation states for [`Self::read_snapshot`].
         fn snapshot(&self, enc: &mut wgpu::CommandEncoder);
         fn read_snapshot(&self) -> Result<(TrainState, TrainState)>;
         fn clear_divergence(&self);
     }
 }
 
-macro_rules! gpu_steps {
+/// The trainer's hooks and the [`Model`] methods of a GPU model, from its inherent methods
+/// of the same names.
+macro_rules! gpu_model {
     ($ty:ty) => {
         impl sealed::GpuSteps for $ty {
             fn context(&self) -> &GpuContext {
                 <$ty>::context(self)
             }
             fn reset_metrics(&self, enc: &mut wgpu::CommandEncoder) {
-                self.encode_reset_metrics(enc)
+                <$ty>::states(self).encode_reset(enc)
+            }
+            fn snapshot(&self, enc: &mut wgpu::CommandEncoder) {
+                <$ty>::states(self).encode_snapshot(enc)
+            }
+            fn read_snapshot(&self) -> Result<(crate::gpu::TrainState, crate::gpu::TrainState)> {
+                <$ty>::states(self).read_snapshot(<$ty>::context(self))
+            }
+            fn clear_divergence(&self) {
+                <$ty>::states(self).clear_divergence(<$ty>::context(self))
+            }
+            fn batch_rows(&self) -> usize {
+                <$ty>::max_batch(self)
             }
             fn train_step(
                 &mut self,
@@ -151,21 +185,14 @@ macro_rules! gpu_steps {
             ) -> Result<()> {
                 self.encode_train_step(enc, data, offset, batch)
             }
-            fn evaluation(
+            fn eval_batch(
                 &mut self,
                 enc: &mut wgpu::CommandEncoder,
                 data: &crate::gpu::GpuDataset,
+                offset: usize,
+                batch: usize,
             ) -> Result<()> {
-                self.encode_evaluation(enc, data)
-            }
-            fn snapshot(&self, enc: &mut wgpu::CommandEncoder) {
-                self.encode_snapshot_states(enc)
-            }
-            fn read_snapshot(&self) -> Result<(crate::gpu::TrainState, crate::gpu::TrainState)> {
-                <$ty>::read_snapshot(self)
-            }
-            fn clear_divergence(&self) {
-                <$ty>::clear_divergence(self)
+                self.encode_eval_batch(enc, data, offset, batch)
             }
         }
 
@@ -174,10 +201,62 @@ macro_rules! gpu_steps {
                 sealed::Engine::Gpu(self)
             }
         }
+
+        impl Model for $ty {
+            fn config(&self) -> &MlpConfig {
+                <$ty>::config(self)
+            }
+            fn optimizer(&self) -> &OptimizerConfig {
+                <$ty>::optimizer(self)
+            }
+            fn device_name(&self) -> String {
+                <$ty>::context(self).adapter_summary()
+            }
+            fn max_batch(&self) -> usize {
+                <$ty>::max_batch(self)
+            }
+            fn forward(&mut self, x: &[f32], batch: usize) -> Result<Vec<f32>> {
+                <$ty>::forward(self, x, batch)
+            }
+            fn loss_and_gradients(
+                &mut self,
+                x: &[f32],
+                target: Target<'_>,
+                batch: usize,
+            ) -> Result<(BatchLoss<f32>, Vec<f32>)> {
+                <$ty>::loss_and_gradients(self, x, target, batch)
+            }
+            fn train_step(
+                &mut self,
+                x: &[f32],
+                target: Target<'_>,
+                batch: usize,
+            ) -> Result<BatchLoss<f32>> {
+                <$ty>::train_step(self, x, target, batch)
+            }
+            fn params(&self) -> Result<Vec<f32>> {
+                <$ty>::params(self)
+            }
+            fn set_params(&mut self, params: &[f32]) -> Result<()> {
+                <$ty>::set_params(self, params)
+            }
+            fn optimizer_state(&self) -> Result<OptimizerState<f32>> {
+                <$ty>::optimizer_state(self)
+            }
+            fn set_optimizer_state(&mut self, state: &OptimizerState<f32>) -> Result<()> {
+                <$ty>::set_optimizer_state(self, state)
+            }
+            fn set_lr(&mut self, lr: f32) -> Result<()> {
+                <$ty>::set_lr(self, lr)
+            }
+            fn set_target_scale(&mut self, scale: &[f32]) -> Result<()> {
+                <$ty>::set_target_scale(self, scale)
+            }
+        }
     };
 }
-gpu_steps!(GpuMlp);
-gpu_steps!(FusedMlp);
+gpu_model!(GpuMlp);
+gpu_model!(FusedMlp);
 
 impl sealed::Sealed for CpuMlp<f32> {
     fn engine(&mut self) -> sealed::Engine<'_> {

@@ -232,3 +232,36 @@ fn a_checkpoint_of_a_model_resumes_training_exactly() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A diverged step is an error that keeps the parameters, on every model; training then goes
+/// on (the GPU models clear their divergence flag once they have reported it, as the CPU
+/// reference has none to clear).
+#[test]
+fn training_goes_on_after_a_diverged_step() {
+    let config = MlpConfig::new(2, &[4], 2)
+        .with_task(wgmlp::Task::Regress)
+        .with_loss(wgmlp::Loss::Mse)
+        .with_seed(2);
+    let x = [0.5f32, -0.5, 1.0, 0.25];
+    let fused = wgmlp::FusedMlp::new(gpu(), &config, OptimizerConfig::sgd(0.1), 2).unwrap();
+    let mut models: Vec<Box<dyn Model>> = vec![Box::new(fused)];
+    for device in [Device::Gpu(gpu().clone()), Device::Cpu] {
+        models.push(device.model(&config, OptimizerConfig::sgd(0.1), 2).unwrap());
+    }
+    for model in &mut models {
+        let name = model.device_name();
+        let before = model.params().unwrap();
+        let bad = [f32::INFINITY, 0.0, 0.0, 0.0];
+        let e = model.train_step(&x, Target::Values(&bad), 2).unwrap_err();
+        assert!(matches!(e, wgmlp::Error::Diverged { .. }), "{name}: {e}");
+        assert_eq!(model.params().unwrap(), before, "{name}");
+        let good = [0.1f32, 0.2, 0.3, 0.4];
+        let r = model.train_step(&x, Target::Values(&good), 2).unwrap();
+        assert!(r.loss.is_finite(), "{name}");
+        assert_ne!(
+            model.params().unwrap(),
+            before,
+            "{name}: stuck after the divergence"
+        );
+    }
+}

@@ -178,7 +178,6 @@ fn gpu_regression_loss_with_huge_infinite_and_nan_targets() {
                 let e = mlp.train_step(&x, Target::Values(&t), 2).unwrap_err();
                 assert!(matches!(e, wgmlp::Error::Diverged { .. }), "{e}");
                 assert_eq!(mlp.params().unwrap(), before);
-                mlp.clear_divergence();
             }
         }
     }

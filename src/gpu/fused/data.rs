@@ -9,13 +9,18 @@ use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::dataset::GpuDataset;
 use crate::gpu::kernels::{Dispatch, Kernel, PipelineKey};
-use crate::gpu::uniforms::{GatherDims, TrainState};
+use crate::gpu::uniforms::GatherDims;
 use crate::optim::OptimizerState;
 
 /// Invocations per workgroup of gather.wgsl.
 const GATHER_WORKGROUP: usize = 256;
 
 impl FusedMlp {
+    /// The running training and evaluation states.
+    pub(crate) fn states(&self) -> &crate::gpu::state::States {
+        &self.states
+    }
+
     /// The context this model runs on.
     pub fn context(&self) -> &GpuContext {
         &self.ctx
@@ -147,39 +152,6 @@ impl FusedMlp {
         Ok(())
     }
 
-    /// Records the evaluation of all of `data`, in order, in batches of the model's max batch.
-    pub fn encode_evaluation(
-        &mut self,
-        enc: &mut wgpu::CommandEncoder,
-        data: &GpuDataset,
-    ) -> Result<()> {
-        let batch = self.max_batch;
-        for offset in (0..data.len).step_by(batch) {
-            self.encode_eval_batch(enc, data, offset, batch.min(data.len - offset))?;
-        }
-        Ok(())
-    }
-
-    /// Records the zeroing of the running training and evaluation metrics.
-    pub fn encode_reset_metrics(&self, enc: &mut wgpu::CommandEncoder) {
-        crate::gpu::state::encode_reset(enc, &self.state, &self.eval_state);
-    }
-
-    /// Records a copy of both states into one buffer, so one readback returns both.
-    pub fn encode_snapshot_states(&self, enc: &mut wgpu::CommandEncoder) {
-        crate::gpu::state::encode_snapshot(enc, &self.state, &self.eval_state, &self.state_pair);
-    }
-
-    /// Reads the (training, evaluation) states copied by [`Self::encode_snapshot_states`].
-    pub fn read_snapshot(&self) -> Result<(TrainState, TrainState)> {
-        crate::gpu::state::read_snapshot(&self.ctx, &self.state_pair)
-    }
-
-    /// Clears the divergence flag (after the caller has handled it).
-    pub fn clear_divergence(&self) {
-        crate::gpu::state::clear_divergence(&self.ctx, &self.state);
-    }
-
     /// Restores an optimizer state (for resuming a run).
     pub fn set_optimizer_state(&self, state: &OptimizerState<f32>) -> Result<()> {
         let n = self.config.n_params();
@@ -195,7 +167,7 @@ impl FusedMlp {
         let q = &self.ctx.queue;
         q.write_buffer(&self.moment1, 0, bytemuck::cast_slice(&state.m));
         q.write_buffer(&self.moment2, 0, bytemuck::cast_slice(&state.v));
-        q.write_buffer(&self.state, 0, bytemuck::cast_slice(&[step, 0, 0, 0]));
+        self.states.set_step(&self.ctx, step);
         Ok(())
     }
 }

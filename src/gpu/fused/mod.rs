@@ -109,8 +109,8 @@ pub struct FusedMlp {
     grads: wgpu::Buffer,
     moment1: wgpu::Buffer,
     moment2: wgpu::Buffer,
-    state: wgpu::Buffer,
-    eval_state: wgpu::Buffer,
+    /// Training and evaluation states.
+    states: crate::gpu::state::States,
     xb: wgpu::Buffer,
     labels: wgpu::Buffer,
     targets: wgpu::Buffer,
@@ -130,8 +130,6 @@ pub struct FusedMlp {
     plans: HashMap<(usize, plan::Mode, bool), plan::Plan>,
     /// Batch indices for the gather from a resident dataset.
     idx: wgpu::Buffer,
-    /// Both states side by side, for one readback per epoch.
-    state_pair: wgpu::Buffer,
     /// Gather dispatches by (dataset id, batch size).
     gathers: HashMap<(u64, usize), Vec<crate::gpu::Dispatch>>,
 }

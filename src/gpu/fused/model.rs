@@ -8,7 +8,8 @@ use crate::config::{Loss, MlpConfig};
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::{Kernel, PipelineKey};
-use crate::gpu::uniforms::{METRICS_OFFSET, OptParams, PackDims, STATE_BYTES, TrainState};
+use crate::gpu::state::States;
+use crate::gpu::uniforms::{OptParams, PackDims, TrainState};
 use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::reference::{BatchLoss, Target, check_batch};
 
@@ -163,8 +164,7 @@ impl FusedMlp {
         let grads = ctx.storage_zeroed("fused grads", bytes(n));
         let moment1 = ctx.storage_zeroed("fused moment1", bytes(n));
         let moment2 = ctx.storage_zeroed("fused moment2", bytes(n));
-        let state = ctx.storage_zeroed("fused train_state", STATE_BYTES);
-        let eval_state = ctx.storage_zeroed("fused eval_state", STATE_BYTES);
+        let states = States::new(ctx);
         let xb = ctx.storage_zeroed("fused xb", bytes(max_batch * config.input));
         let labels = ctx.storage_zeroed("fused labels", bytes(max_batch));
         let targets = ctx.storage_zeroed("fused targets", bytes(max_batch * config.output));
@@ -196,7 +196,7 @@ impl FusedMlp {
                 (1, &grads),
                 (2, &moment1),
                 (3, &moment2),
-                (4, &state),
+                (4, &states.train),
                 (5, &opt_uniform),
             ],
         );
@@ -218,8 +218,7 @@ impl FusedMlp {
             grads,
             moment1,
             moment2,
-            state,
-            eval_state,
+            states,
             xb,
             labels,
             targets,
@@ -231,7 +230,6 @@ impl FusedMlp {
             opt_bind,
             plans: HashMap::new(),
             idx: ctx.storage_zeroed("fused batch indices", bytes(max_batch)),
-            state_pair: ctx.storage_zeroed("fused state pair", 2 * STATE_BYTES),
             gathers: HashMap::new(),
         };
         model.submit_pack();
@@ -311,7 +309,7 @@ impl FusedMlp {
     }
 
     fn read_gradients(&self) -> Result<(BatchLoss<f32>, Vec<f32>)> {
-        let s: TrainState = self.ctx.read(&self.eval_state, 1)?[0];
+        let s = self.states.read_eval(&self.ctx)?;
         let grads = self.ctx.read(&self.grads, self.config.n_params())?;
         Ok((BatchLoss::from_state(&s), grads))
     }
@@ -339,15 +337,7 @@ impl FusedMlp {
     }
 
     fn finish_step(&self) -> Result<BatchLoss<f32>> {
-        let s = self.train_state()?;
-        if s.diverged != 0 {
-            return Err(Error::Diverged {
-                epoch: 0,
-                step: s.bad_step as u64,
-                loss: s.bad_loss,
-            });
-        }
-        Ok(BatchLoss::from_state(&s))
+        self.states.finish_step(&self.ctx)
     }
 
     /// One optimizer step on a batch given on the host (four dispatches: the fused kernel,
@@ -368,7 +358,7 @@ impl FusedMlp {
     pub fn evaluate(&mut self, x: &[f32], labels: &[u32], batch: usize) -> Result<BatchLoss<f32>> {
         self.upload(x, Some(labels), batch)?;
         self.run(batch, Mode::Eval, false, Some(false))?;
-        let s: TrainState = self.ctx.read(&self.eval_state, 1)?[0];
+        let s = self.states.read_eval(&self.ctx)?;
         Ok(BatchLoss::from_state(&s))
     }
 
@@ -397,6 +387,24 @@ impl FusedMlp {
         });
         for _ in 0..steps {
             self.encode(&mut pass, batch, mode, false);
+        }
+        Ok(())
+    }
+
+    /// The fused kernel's metrics are unscaled: only a scale of all ones is accepted.
+    pub fn set_target_scale(&mut self, scale: &[f32]) -> Result<()> {
+        if scale.len() != self.config.output {
+            return Err(Error::shape(
+                "target scale",
+                self.config.output,
+                scale.len(),
+            ));
+        }
+        if scale.iter().any(|&s| s != 1.0) {
+            return Err(Error::config(
+                "target scale",
+                "the fused kernel reports regression errors in standardised units only; train standardised targets on the layered path",
+            ));
         }
         Ok(())
     }
@@ -445,17 +453,13 @@ impl FusedMlp {
     /// Clears the running training metrics (loss sum, correct and sample counts).
     pub fn reset_metrics(&self) {
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-        enc.clear_buffer(
-            &self.state,
-            METRICS_OFFSET,
-            Some(STATE_BYTES - METRICS_OFFSET),
-        );
+        self.states.encode_reset_train(&mut enc);
         self.ctx.queue.submit([enc.finish()]);
     }
 
     /// The training state (step counter, divergence flag, running metrics).
     pub fn train_state(&self) -> Result<TrainState> {
-        Ok(self.ctx.read::<TrainState>(&self.state, 1)?[0])
+        self.states.read_train(&self.ctx)
     }
 
     /// The flat parameters, read back.
@@ -487,71 +491,5 @@ impl FusedMlp {
             m: self.ctx.read(&self.moment1, n)?,
             v: self.ctx.read(&self.moment2, n)?,
         })
-    }
-}
-
-impl crate::model::Model for FusedMlp {
-    fn config(&self) -> &MlpConfig {
-        &self.config
-    }
-    fn optimizer(&self) -> &OptimizerConfig {
-        &self.optimizer
-    }
-    fn device_name(&self) -> String {
-        self.ctx.adapter_summary()
-    }
-    fn max_batch(&self) -> usize {
-        self.max_batch
-    }
-    fn forward(&mut self, x: &[f32], batch: usize) -> Result<Vec<f32>> {
-        FusedMlp::forward(self, x, batch)
-    }
-    fn loss_and_gradients(
-        &mut self,
-        x: &[f32],
-        target: Target<'_>,
-        batch: usize,
-    ) -> Result<(BatchLoss<f32>, Vec<f32>)> {
-        FusedMlp::loss_and_gradients(self, x, target, batch)
-    }
-    fn train_step(
-        &mut self,
-        x: &[f32],
-        target: Target<'_>,
-        batch: usize,
-    ) -> Result<BatchLoss<f32>> {
-        FusedMlp::train_step(self, x, target, batch)
-    }
-    fn params(&self) -> Result<Vec<f32>> {
-        FusedMlp::params(self)
-    }
-    fn set_params(&mut self, params: &[f32]) -> Result<()> {
-        FusedMlp::set_params(self, params)
-    }
-    fn optimizer_state(&self) -> Result<OptimizerState<f32>> {
-        FusedMlp::optimizer_state(self)
-    }
-    fn set_optimizer_state(&mut self, state: &OptimizerState<f32>) -> Result<()> {
-        FusedMlp::set_optimizer_state(self, state)
-    }
-    fn set_lr(&mut self, lr: f32) -> Result<()> {
-        FusedMlp::set_lr(self, lr)
-    }
-    /// The fused kernel's metrics are unscaled: only a scale of all ones is accepted.
-    fn set_target_scale(&mut self, scale: &[f32]) -> Result<()> {
-        if scale.len() != self.config.output {
-            return Err(Error::shape(
-                "target scale",
-                self.config.output,
-                scale.len(),
-            ));
-        }
-        if scale.iter().any(|&s| s != 1.0) {
-            return Err(Error::config(
-                "target scale",
-                "the fused kernel reports regression errors in standardised units only; train standardised targets on the layered path",
-            ));
-        }
-        Ok(())
     }
 }

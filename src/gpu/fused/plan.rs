@@ -4,9 +4,7 @@ use super::{FusedMlp, MAX_LAYERS};
 use crate::config::{Layer, Loss};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::Kernel;
-use crate::gpu::uniforms::{
-    FusedDims, FusedLayer, FusedLayers, METRICS_OFFSET, ReduceDims, STATE_BYTES,
-};
+use crate::gpu::uniforms::{FusedDims, FusedLayer, FusedLayers, ReduceDims};
 
 /// Bits of `FusedDims.flags` (fused_mlp.wgsl).
 pub(super) const FLAG_GRADS: u32 = 1;
@@ -137,9 +135,9 @@ impl FusedMlp {
             Mode::Infer => None,
             _ => {
                 let (red_flags, state) = match mode {
-                    Mode::Train => (RED_GRADS | RED_METRICS | RED_TRAIN, &self.state),
-                    Mode::Gradients => (RED_GRADS | RED_METRICS, &self.eval_state),
-                    _ => (RED_METRICS, &self.eval_state),
+                    Mode::Train => (RED_GRADS | RED_METRICS | RED_TRAIN, &self.states.train),
+                    Mode::Gradients => (RED_GRADS | RED_METRICS, &self.states.eval),
+                    _ => (RED_METRICS, &self.states.eval),
                 };
                 let n4 = n.div_ceil(4);
                 let rdims = ctx.uniform(
@@ -215,12 +213,8 @@ impl FusedMlp {
         self.ensure_plan(batch, mode, targets)?;
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
         match clear {
-            Some(true) => enc.clear_buffer(
-                &self.state,
-                METRICS_OFFSET,
-                Some(STATE_BYTES - METRICS_OFFSET),
-            ),
-            Some(false) => enc.clear_buffer(&self.eval_state, 0, None),
+            Some(true) => self.states.encode_reset_train(&mut enc),
+            Some(false) => enc.clear_buffer(&self.states.eval, 0, None),
             None => {}
         }
         {

@@ -4,7 +4,6 @@
 use crate::error::{Error, Result};
 use crate::gpu::dataset::GpuDataset;
 use crate::gpu::kernels::Dispatch;
-use crate::gpu::uniforms::TrainState;
 
 use super::GpuMlp;
 use super::plan::LossMode;
@@ -88,33 +87,5 @@ impl GpuMlp {
         record(&mut pass, &plan.forward_eval);
         record(&mut pass, plan.loss(LossMode::Eval));
         Ok(())
-    }
-
-    /// Records the evaluation of all of `data`, in order, in batches of the model's max batch.
-    pub fn encode_evaluation(
-        &mut self,
-        enc: &mut wgpu::CommandEncoder,
-        data: &GpuDataset,
-    ) -> Result<()> {
-        let batch = self.max_batch;
-        for offset in (0..data.len).step_by(batch) {
-            self.encode_eval_batch(enc, data, offset, batch.min(data.len - offset))?;
-        }
-        Ok(())
-    }
-
-    /// Records the zeroing of the running training and evaluation metrics.
-    pub fn encode_reset_metrics(&self, enc: &mut wgpu::CommandEncoder) {
-        crate::gpu::state::encode_reset(enc, &self.state, &self.eval_state);
-    }
-
-    /// Records a copy of both states into one buffer, so one readback returns both.
-    pub fn encode_snapshot_states(&self, enc: &mut wgpu::CommandEncoder) {
-        crate::gpu::state::encode_snapshot(enc, &self.state, &self.eval_state, &self.state_pair);
-    }
-
-    /// Reads the (training, evaluation) states copied by [`Self::encode_snapshot_states`].
-    pub fn read_snapshot(&self) -> Result<(TrainState, TrainState)> {
-        crate::gpu::state::read_snapshot(&self.ctx, &self.state_pair)
     }
 }

@@ -18,8 +18,9 @@ use crate::config::{Layer, MlpConfig, Task};
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::matmul::MatmulVariant;
+use crate::gpu::state::States;
 use crate::gpu::tune;
-use crate::gpu::uniforms::{METRICS_OFFSET, OptParams, STATE_BYTES};
+use crate::gpu::uniforms::OptParams;
 use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::reference::{BatchLoss, Target, check_target};
 
@@ -44,9 +45,7 @@ pub struct GpuMlp {
     grads: wgpu::Buffer,
     moment1: wgpu::Buffer,
     moment2: wgpu::Buffer,
-    state: wgpu::Buffer,
-    eval_state: wgpu::Buffer,
-    state_pair: wgpu::Buffer,
+    states: States,
     opt_uniform: wgpu::Buffer,
     xb: wgpu::Buffer,
     yb: wgpu::Buffer,
@@ -193,9 +192,7 @@ impl GpuMlp {
             grads: ctx.storage_zeroed("grads", train_bytes(n)),
             moment1: ctx.storage_zeroed("moment1", train_bytes(n)),
             moment2: ctx.storage_zeroed("moment2", train_bytes(n)),
-            state: ctx.storage_zeroed("train_state", STATE_BYTES),
-            eval_state: ctx.storage_zeroed("eval_state", STATE_BYTES),
-            state_pair: ctx.storage_zeroed("state_pair", 2 * STATE_BYTES),
+            states: States::new(ctx),
             opt_uniform: ctx.uniform(
                 "optimizer",
                 &OptParams {
@@ -261,6 +258,11 @@ impl GpuMlp {
     /// The largest batch this model's buffers hold.
     pub fn max_batch(&self) -> usize {
         self.max_batch
+    }
+
+    /// The running training and evaluation states.
+    pub(crate) fn states(&self) -> &States {
+        &self.states
     }
 
     /// The context this model runs on.
@@ -373,7 +375,7 @@ impl GpuMlp {
     ) -> Result<(BatchLoss<f32>, Vec<f32>)> {
         self.upload_batch(x, Some(target), batch)?;
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-        enc.clear_buffer(&self.eval_state, 0, None);
+        enc.clear_buffer(&self.states.eval, 0, None);
         {
             let plan = &self.plans[&batch];
             let mut pass = encode::begin_pass(&mut enc, "gradients");
@@ -382,7 +384,7 @@ impl GpuMlp {
             encode::record(&mut pass, &plan.backward);
         }
         self.ctx.queue.submit([enc.finish()]);
-        let s: TrainState = self.ctx.read(&self.eval_state, 1)?[0];
+        let s = self.states.read_eval(&self.ctx)?;
         let grads = self
             .layout
             .to_host(&self.ctx.read(&self.grads, self.layout.len)?);
@@ -399,11 +401,7 @@ impl GpuMlp {
     ) -> Result<BatchLoss<f32>> {
         self.upload_batch(x, Some(target), batch)?;
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-        enc.clear_buffer(
-            &self.state,
-            METRICS_OFFSET,
-            Some(STATE_BYTES - METRICS_OFFSET),
-        );
+        self.states.encode_reset_train(&mut enc);
         {
             let plan = &self.plans[&batch];
             let mut pass = encode::begin_pass(&mut enc, "train step");
@@ -413,15 +411,7 @@ impl GpuMlp {
             encode::record(&mut pass, &self.update);
         }
         self.ctx.queue.submit([enc.finish()]);
-        let s = self.train_state()?;
-        if s.diverged != 0 {
-            return Err(Error::Diverged {
-                epoch: 0,
-                step: s.bad_step as u64,
-                loss: s.bad_loss,
-            });
-        }
-        Ok(BatchLoss::from_state(&s))
+        self.states.finish_step(&self.ctx)
     }
 
     /// Sets the learning rate of the following steps (a learning-rate schedule calls it
@@ -438,12 +428,7 @@ impl GpuMlp {
 
     /// The training state (step counter, divergence flag, running metrics).
     pub fn train_state(&self) -> Result<TrainState> {
-        Ok(self.ctx.read::<TrainState>(&self.state, 1)?[0])
-    }
-
-    /// Clears the divergence flag (after the caller has handled it).
-    pub fn clear_divergence(&self) {
-        crate::gpu::state::clear_divergence(&self.ctx, &self.state);
+        self.states.read_train(&self.ctx)
     }
 
     /// The flat parameters (in the host layout of [`MlpConfig::layers`]), read back.
@@ -503,60 +488,8 @@ impl GpuMlp {
             0,
             bytemuck::cast_slice(&self.layout.to_device(&state.v)),
         );
-        q.write_buffer(&self.state, 0, bytemuck::cast_slice(&[step, 0, 0, 0]));
+        self.states.set_step(&self.ctx, step);
         Ok(())
-    }
-}
-
-impl crate::model::Model for GpuMlp {
-    fn config(&self) -> &MlpConfig {
-        &self.config
-    }
-    fn optimizer(&self) -> &OptimizerConfig {
-        &self.optimizer
-    }
-    fn device_name(&self) -> String {
-        self.ctx.adapter_summary()
-    }
-    fn max_batch(&self) -> usize {
-        self.max_batch
-    }
-    fn forward(&mut self, x: &[f32], batch: usize) -> Result<Vec<f32>> {
-        GpuMlp::forward(self, x, batch)
-    }
-    fn loss_and_gradients(
-        &mut self,
-        x: &[f32],
-        target: Target<'_>,
-        batch: usize,
-    ) -> Result<(BatchLoss<f32>, Vec<f32>)> {
-        GpuMlp::loss_and_gradients(self, x, target, batch)
-    }
-    fn train_step(
-        &mut self,
-        x: &[f32],
-        target: Target<'_>,
-        batch: usize,
-    ) -> Result<BatchLoss<f32>> {
-        GpuMlp::train_step(self, x, target, batch)
-    }
-    fn params(&self) -> Result<Vec<f32>> {
-        GpuMlp::params(self)
-    }
-    fn set_params(&mut self, params: &[f32]) -> Result<()> {
-        GpuMlp::set_params(self, params)
-    }
-    fn optimizer_state(&self) -> Result<OptimizerState<f32>> {
-        GpuMlp::optimizer_state(self)
-    }
-    fn set_optimizer_state(&mut self, state: &OptimizerState<f32>) -> Result<()> {
-        GpuMlp::set_optimizer_state(self, state)
-    }
-    fn set_lr(&mut self, lr: f32) -> Result<()> {
-        GpuMlp::set_lr(self, lr)
-    }
-    fn set_target_scale(&mut self, scale: &[f32]) -> Result<()> {
-        GpuMlp::set_target_scale(self, scale)
     }
 }
 

@@ -92,9 +92,9 @@ impl GpuMlp {
         let mut plan = Plan {
             forward_train: Vec::new(),
             forward_eval: Vec::new(),
-            loss_train: losses(&self.state, 1)?,
-            loss_eval: losses(&self.eval_state, 0)?,
-            loss_grad_only: losses(&self.eval_state, 1)?,
+            loss_train: losses(&self.states.train, 1)?,
+            loss_eval: losses(&self.states.eval, 0)?,
+            loss_grad_only: losses(&self.states.eval, 1)?,
             backward: Vec::new(),
         };
         for (l, layer) in self.layers.iter().enumerate() {
@@ -216,7 +216,10 @@ impl GpuMlp {
         Ok(Dispatch::new(
             Kernel::Dropout,
             ctx.pipeline(&PipelineKey::new(Kernel::Dropout))?,
-            ctx.bind_group(Kernel::Dropout, &[(0, buf), (1, &self.state), (2, &dims)]),
+            ctx.bind_group(
+                Kernel::Dropout,
+                &[(0, buf), (1, &self.states.train), (2, &dims)],
+            ),
             flat_grid(ctx, "dropout", n)?,
         ))
     }
@@ -331,7 +334,7 @@ impl GpuMlp {
         let bindings = [
             (0, &self.grads),
             (1, &self.clip_partials),
-            (2, &self.state),
+            (2, &self.states.train),
             (3, &self.opt_uniform),
             (4, &dims),
         ];
@@ -374,7 +377,7 @@ impl GpuMlp {
                     (1, &self.grads),
                     (2, &self.moment1),
                     (3, &self.moment2),
-                    (4, &self.state),
+                    (4, &self.states.train),
                     (5, &self.opt_uniform),
                 ],
             ),
@@ -383,7 +386,7 @@ impl GpuMlp {
         let tick = Dispatch::new(
             Kernel::OptTick,
             ctx.pipeline(&PipelineKey::new(Kernel::OptTick))?,
-            ctx.bind_group(Kernel::OptTick, &[(4, &self.state)]),
+            ctx.bind_group(Kernel::OptTick, &[(4, &self.states.train)]),
             (1, 1, 1),
         );
         out.extend([tick, update]);
