@@ -323,13 +323,7 @@ impl Model for CpuMlp<f32> {
     }
     fn set_optimizer_state(&mut self, state: &OptimizerState<f32>) -> Result<()> {
         let n = self.params.len();
-        if state.m.len() != n || state.v.len() != n {
-            return Err(Error::shape(
-                "optimizer state",
-                format!("{n} values per moment"),
-                format!("{} and {}", state.m.len(), state.v.len()),
-            ));
-        }
+        state.check_len(n)?;
         self.state = state.clone();
         Ok(())
     }

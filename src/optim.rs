@@ -153,6 +153,20 @@ pub struct OptimizerState<T> {
     pub v: Vec<T>,
 }
 
+impl<T> OptimizerState<T> {
+    /// Checks that the moments hold `n` values each (a state for `n` parameters).
+    pub fn check_len(&self, n: usize) -> crate::error::Result<()> {
+        if self.m.len() != n || self.v.len() != n {
+            return Err(crate::error::Error::shape(
+                "optimizer state",
+                format!("{n} values per moment"),
+                format!("{} and {}", self.m.len(), self.v.len()),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl<T: Real> OptimizerState<T> {
     /// Zeroed state for `n` parameters.
     pub fn zeros(n: usize) -> Self {

@@ -136,24 +136,13 @@ fn training_with_split_grids_matches_the_cpu_reference() {
         batch_size: 400,
         ..Default::default()
     };
-    let mut g = common::trainer(
-        wgmlp::Device::Gpu(ctx.clone()),
-        &config,
-        opt,
-        &data,
-        Some(&data),
-        options.clone(),
-    )
-    .unwrap();
-    let mut c = common::trainer(
-        wgmlp::Device::Cpu,
-        &config,
-        opt,
-        &data,
-        Some(&data),
-        options,
-    )
-    .unwrap();
+    let make = |device| {
+        common::trainer(device, &config, opt, &data, Some(&data), options.clone()).unwrap()
+    };
+    let (mut g, mut c) = (
+        make(wgmlp::Device::Gpu(ctx.clone())),
+        make(wgmlp::Device::Cpu),
+    );
     for _ in 0..2 {
         let (mg, mc) = (g.run_epoch().unwrap(), c.run_epoch().unwrap());
         assert!(
@@ -217,16 +206,12 @@ fn a_70000_wide_hidden_layer_trains_like_the_cpu_reference() {
     // where f32 rounding differences between any two correct implementations grow chaotically.
     let opt = OptimizerConfig::sgd(1e-3);
     let options = TrainOptions::default();
-    let mut g = common::trainer(
-        wgmlp::Device::Gpu(ctx.clone()),
-        &config,
-        opt,
-        &data,
-        None,
-        options.clone(),
-    )
-    .unwrap();
-    let mut c = common::trainer(wgmlp::Device::Cpu, &config, opt, &data, None, options).unwrap();
+    let make =
+        |device| common::trainer(device, &config, opt, &data, None, options.clone()).unwrap();
+    let (mut g, mut c) = (
+        make(wgmlp::Device::Gpu(ctx.clone())),
+        make(wgmlp::Device::Cpu),
+    );
     for epoch in 1..=3 {
         let (mg, mc) = (g.run_epoch().unwrap(), c.run_epoch().unwrap());
         eprintln!(

@@ -228,27 +228,12 @@ fn trainer_run(gpu_side: bool, epochs: usize) -> (Vec<f32>, Vec<wgmlp::EpochMetr
         batch_size: 50,
         steps_per_submit: 7,
     };
-    let mut t = if gpu_side {
-        common::trainer(
-            wgmlp::Device::Gpu(gpu().clone()),
-            &config,
-            opt,
-            &train,
-            Some(&test),
-            options,
-        )
-        .unwrap()
+    let device = if gpu_side {
+        wgmlp::Device::Gpu(gpu().clone())
     } else {
-        common::trainer(
-            wgmlp::Device::Cpu,
-            &config,
-            opt,
-            &train,
-            Some(&test),
-            options,
-        )
-        .unwrap()
+        wgmlp::Device::Cpu
     };
+    let mut t = common::trainer(device, &config, opt, &train, Some(&test), options).unwrap();
     t.set_target_scale(&tnorm.std).unwrap();
     let history = (0..epochs).map(|_| t.run_epoch().unwrap()).collect();
     (t.params().unwrap(), history)

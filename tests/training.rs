@@ -228,24 +228,13 @@ fn gpu_and_cpu_trainers_agree_over_epochs() {
         steps_per_submit: 3,
     };
     let opt = OptimizerConfig::new(OptimizerKind::Momentum, 0.05);
-    let mut g = common::trainer(
-        wgmlp::Device::Gpu(ctx.clone()),
-        &config,
-        opt,
-        &train,
-        Some(&test),
-        options.clone(),
-    )
-    .unwrap();
-    let mut c = common::trainer(
-        wgmlp::Device::Cpu,
-        &config,
-        opt,
-        &train,
-        Some(&test),
-        options,
-    )
-    .unwrap();
+    let make = |device| {
+        common::trainer(device, &config, opt, &train, Some(&test), options.clone()).unwrap()
+    };
+    let (mut g, mut c) = (
+        make(wgmlp::Device::Gpu(ctx.clone())),
+        make(wgmlp::Device::Cpu),
+    );
     for _ in 0..3 {
         let (mg, mc) = (g.run_epoch().unwrap(), c.run_epoch().unwrap());
         assert!(
@@ -280,16 +269,12 @@ fn gather_across_dataset_chunks_matches_the_cpu_path() {
         steps_per_submit: 16,
     };
     let opt = OptimizerConfig::sgd(0.1);
-    let mut g = common::trainer(
-        wgmlp::Device::Gpu(ctx.clone()),
-        &config,
-        opt,
-        &train,
-        None,
-        options.clone(),
-    )
-    .unwrap();
-    let mut c = common::trainer(wgmlp::Device::Cpu, &config, opt, &train, None, options).unwrap();
+    let make =
+        |device| common::trainer(device, &config, opt, &train, None, options.clone()).unwrap();
+    let (mut g, mut c) = (
+        make(wgmlp::Device::Gpu(ctx.clone())),
+        make(wgmlp::Device::Cpu),
+    );
     let chunks = wgmlp::GpuDataset::upload(&ctx, &train)
         .unwrap()
         .chunk_count();

@@ -155,13 +155,7 @@ impl FusedMlp {
     /// Restores an optimizer state (for resuming a run).
     pub fn set_optimizer_state(&self, state: &OptimizerState<f32>) -> Result<()> {
         let n = self.config.n_params();
-        if state.m.len() != n || state.v.len() != n {
-            return Err(Error::shape(
-                "optimizer state",
-                format!("{n} values per moment"),
-                format!("{} and {}", state.m.len(), state.v.len()),
-            ));
-        }
+        state.check_len(n)?;
         let step = u32::try_from(state.step)
             .map_err(|_| Error::config("optimizer state", "step count exceeds 2^32"))?;
         let q = &self.ctx.queue;
